@@ -1,0 +1,52 @@
+// Shared pieces of the benchmarks: the result line format and anchors measured in the same run.
+import { execFileSync } from 'node:child_process';
+
+export interface BenchResult {
+  bench: string;
+  value: number;
+  unit: string;
+  anchor: string;
+  anchor_value: number;
+  ratio: number;
+  [extra: string]: unknown;
+}
+
+export interface Benchmark {
+  /** Names of the figures it prints; `npm run bench -- PREFIX` selects by these. */
+  names: string[];
+  run(): Promise<BenchResult[]>;
+}
+
+export function result(bench: string, value: number, unit: string, anchor: string, anchorValue: number, extra: Record<string, unknown> = {}): BenchResult {
+  const round = (x: number) => (Math.abs(x) >= 100 ? Math.round(x) : Math.round(x * 1000) / 1000);
+  return {
+    bench,
+    value: round(value),
+    unit,
+    anchor,
+    anchor_value: round(anchorValue),
+    ratio: anchorValue === 0 ? 0 : Math.round((value / anchorValue) * 1000) / 1000,
+    ...extra,
+  };
+}
+
+/** OpenSSL's own ECDSA P-256 sign and verify rates on one core (`openssl speed`), measured now. */
+export function opensslP256(seconds = 2): { sign: number; verify: number; bound: number } {
+  const out = execFileSync('openssl', ['speed', '-seconds', String(seconds), '-mr', 'ecdsap256'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  // -mr output: "+F4:<n>:<bits>:<sign time>:<verify time>" (seconds per operation)
+  const line = out.split('\n').find((l) => l.startsWith('+F4:'));
+  if (!line) throw new Error(`cannot read openssl speed output:\n${out}`);
+  const parts = line.split(':');
+  const sign = 1 / Number(parts[3]);
+  const verify = 1 / Number(parts[4]);
+  return { sign, verify, bound: 1 / (1 / sign + 1 / verify) };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}

@@ -1,0 +1,32 @@
+// `npm run bench [-- PREFIX...]`: runs every benchmark (or those with a figure name starting with a prefix) and prints one JSON line per figure.
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Benchmark, BenchResult } from './lib.js';
+
+async function main() {
+  const prefixes = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const here = dirname(fileURLToPath(import.meta.url));
+  const files = readdirSync(here).filter((f) => f.endsWith('.bench.js')).sort();
+  const results: BenchResult[] = [];
+  let ran = 0;
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(join(here, f)).href)) as { default: Benchmark };
+    const b = mod.default;
+    if (prefixes.length && !b.names.some((n) => prefixes.some((p) => n.startsWith(p)))) continue;
+    ran++;
+    process.stderr.write(`bench: ${f} (${b.names.join(', ')})\n`);
+    const rs = await b.run();
+    results.push(...rs);
+  }
+  if (ran === 0) {
+    console.error(`no benchmark matches ${prefixes.join(' ')}`);
+    process.exit(1);
+  }
+  for (const r of results) console.log(JSON.stringify(r));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,24 @@
+// The one injectable clock: every time-dependent decision reads it, so tests can move time.
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** A clock that tests set and advance by hand. */
+export class ManualClock implements Clock {
+  private t: number;
+  constructor(start: Date | number = Date.now()) {
+    this.t = typeof start === 'number' ? start : start.getTime();
+  }
+  now(): Date {
+    return new Date(this.t);
+  }
+  set(at: Date | number): void {
+    this.t = typeof at === 'number' ? at : at.getTime();
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
