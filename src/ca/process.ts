@@ -1,0 +1,130 @@
+// Wires one CA service: key store, state, audit log, TLS identity, the API listener, and the local fleet credential.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { openKeyStore } from '../keystore/registry.js';
+import type { KeyStore, KeyStoreConfig } from '../keystore/keystore.js';
+import { buildCsr, generateKeyPair, parseCertificate, pemEncode } from '../pki/index.js';
+import type { MinVersion } from '../tls/policy.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { caPaths } from '../util/datadir.js';
+import { TrustplaneError, invalid } from '../util/errors.js';
+import { writeFileAtomic } from '../util/files.js';
+import { AuditLog } from './audit.js';
+import { startCaServer } from './server.js';
+import { CaService } from './service.js';
+import { CaStateFile } from './state.js';
+
+/** What `trustplane ca serve` remembers of its key store between starts (never a PIN or a key). */
+export type StoredKeyStoreConfig =
+  | { type: 'soft'; kekFile?: string }
+  | { type: 'pkcs11'; module: string; tokenLabel?: string; slot?: number; pinFile?: string };
+
+export interface CaProcessOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** Key store on first start; later starts reuse what was recorded unless given again. */
+  keystore?: StoredKeyStoreConfig;
+  minVersion?: MinVersion;
+  clock?: Clock;
+}
+
+export interface RunningCa {
+  url: string;
+  service: CaService;
+  keys: KeyStore;
+  stop(): Promise<void>;
+}
+
+export interface Endpoint {
+  url: string;
+  pid: number;
+  keystore: string;
+}
+
+export function resolveKeyStoreConfig(dir: string, stored: StoredKeyStoreConfig): KeyStoreConfig {
+  if (stored.type === 'soft') return { type: 'soft', dir, kekFile: stored.kekFile };
+  const pin = process.env.TRUSTPLANE_PKCS11_PIN ?? (stored.pinFile ? readFileSync(stored.pinFile, 'utf8').trim() : undefined);
+  if (!pin) throw invalid('the PKCS#11 key store needs a user PIN', 'set TRUSTPLANE_PKCS11_PIN or pass --pkcs11-pin-file');
+  return { type: 'pkcs11', module: stored.module, tokenLabel: stored.tokenLabel, slot: stored.slot, pin };
+}
+
+function loadKeyStoreChoice(path: string, given: StoredKeyStoreConfig | undefined): StoredKeyStoreConfig {
+  const recorded = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { keystore: StoredKeyStoreConfig }).keystore : undefined;
+  if (recorded && given && recorded.type !== given.type)
+    throw invalid(`this data dir's CA keys live in the "${recorded.type}" key store; it cannot be switched to "${given.type}"`, 'use a new --data-dir for another key store');
+  const choice = given ?? recorded ?? { type: 'soft' };
+  if (!recorded || given) writeFileAtomic(path, JSON.stringify({ keystore: choice }, null, 2) + '\n');
+  return choice;
+}
+
+/** Generate a local key, have the service certify it, and return both (the key never leaves this process or its 0600 file). */
+async function localCredential(issue: (csrPem: string) => Promise<{ certificate: string; chain: string[] }>) {
+  const kp = await generateKeyPair({ kind: 'ec', curve: 'P-256' });
+  const csr = await buildCsr({ subject: [{ type: 'CN', value: 'trustplane' }], signer: kp.signer });
+  const issued = await issue(pemEncode('CERTIFICATE REQUEST', csr));
+  return { cert: issued.certificate + issued.chain.join(''), key: kp.privateKeyPem };
+}
+
+export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
+  const p = caPaths(o.dataDir);
+  const clock = o.clock ?? systemClock;
+  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  if (existsSync(p.pid)) {
+    const other = Number(readFileSync(p.pid, 'utf8'));
+    if (other && other !== process.pid && isAlive(other))
+      throw new TrustplaneError('Conflict', `a CA service (pid ${other}) already runs for data dir ${o.dataDir}`, 'stop it first, or use another --data-dir');
+  }
+  writeFileSync(p.pid, String(process.pid), { mode: 0o600 });
+  const choice = loadKeyStoreChoice(p.config, o.keystore);
+  const keys = await openKeyStore(resolveKeyStoreConfig(p.keystore, choice));
+  const audit = new AuditLog(p.audit, clock);
+  const state = new CaStateFile(p.state);
+  const service = new CaService(keys, state, audit, clock);
+  await service.init();
+
+  // The API's TLS key is made afresh at every start and lives only in memory.
+  const host = o.host ?? '127.0.0.1';
+  const tlsId = await localCredential((csr) => service.issueServiceCertificate(csr, { role: 'server', dns: ['localhost'], ip: ['127.0.0.1', '::1'] }, 'ca-service'));
+  const server = await startCaServer({ service, audit, host, port: o.port ?? 0, cert: tlsId.cert, key: tlsId.key, minVersion: o.minVersion });
+
+  // The local fleet administrator's credential, renewed when it nears expiry.
+  const serviceCa = service.serviceCaPem();
+  const needFleet =
+    !existsSync(p.fleetCert) || !existsSync(p.fleetKey) || readFileSync(p.serviceCa, 'utf8') !== serviceCa ||
+    parseCertificate(readFileSync(p.fleetCert, 'utf8')).notAfter.getTime() - clock.now().getTime() < 30 * 86400_000;
+  if (needFleet) {
+    const fleet = await localCredential((csr) => service.issueServiceCertificate(csr, { role: 'fleet', name: 'admin' }, 'ca-service'));
+    mkdirSync(dirname(p.fleetCert), { recursive: true, mode: 0o700 });
+    writeFileAtomic(p.fleetKey, fleet.key, 0o600);
+    writeFileAtomic(p.fleetCert, fleet.cert, 0o600);
+  }
+  writeFileAtomic(p.serviceCa, serviceCa, 0o644);
+  const endpoint: Endpoint = { url: server.url, pid: process.pid, keystore: keys.type };
+  writeFileAtomic(p.endpoint, JSON.stringify(endpoint, null, 2) + '\n', 0o644);
+
+  let stopped = false;
+  return {
+    url: server.url,
+    service,
+    keys,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await server.close();
+      audit.close();
+      await keys.close();
+      rmSync(p.endpoint, { force: true });
+      rmSync(p.pid, { force: true });
+    },
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

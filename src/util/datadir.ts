@@ -1,0 +1,24 @@
+// Where a local control plane keeps its state: one data directory, laid out here and nowhere else.
+import { resolve, join } from 'node:path';
+
+export function defaultDataDir(): string {
+  return resolve(process.env.TRUSTPLANE_DATA_DIR || './.trustplane');
+}
+
+export function caPaths(dataDir: string) {
+  const dir = join(dataDir, 'ca');
+  return {
+    dir,
+    config: join(dir, 'config.json'),
+    state: join(dir, 'state.json'),
+    audit: join(dir, 'audit.log'),
+    keystore: join(dir, 'keystore'),
+    endpoint: join(dir, 'endpoint.json'),
+    pid: join(dir, 'ca.pid'),
+    log: join(dir, 'ca.log'),
+    /** The local fleet administrator's credential for the CA service (like kubeadm's admin.conf). */
+    fleetCert: join(dir, 'fleet', 'client.crt'),
+    fleetKey: join(dir, 'fleet', 'client.key'),
+    serviceCa: join(dir, 'fleet', 'service-ca.crt'),
+  };
+}

@@ -1,0 +1,134 @@
+// The CA service as a user runs it: `trustplane ca serve`, `clusters ...`, `ca sign`, kill -9 and restart, `up` and Ctrl-C.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { caPaths } from '../../src/util/datadir.js';
+import { waitFor } from '../../src/util/wait.js';
+import { isAlive, killChild, tp, tpSpawn } from '../helpers/cli.js';
+import { opensslCsr, opensslVerify, openssl } from '../helpers/openssl.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function endpointPid(dataDir: string): number | undefined {
+  const p = caPaths(dataDir).endpoint;
+  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as { pid: number }).pid : undefined;
+}
+
+describe('trustplane ca serve + clusters (real processes)', () => {
+  const tmp = tempDir('tp-e2e-ca-');
+  const dataDir = join(tmp.path, 'data');
+  let ca: ReturnType<typeof tpSpawn>;
+
+  const startCa = async () => {
+    ca = tpSpawn(['ca', 'serve', '--data-dir', dataDir]);
+    await waitFor('CA service endpoint', () => endpointPid(dataDir) === ca.child.pid || undefined, 30000);
+  };
+
+  before(startCa);
+  after(async () => {
+    await killChild(ca.child);
+    tmp.remove();
+  });
+
+  test('clusters create / list / describe -o json, and the errors a user sees', () => {
+    const created = tp(['clusters', 'create', 'prod', '--data-dir', dataDir, '-o', 'json']);
+    assert.equal(created.status, 0, created.stderr);
+    const view = JSON.parse(created.stdout);
+    assert.equal(view.name, 'prod');
+    const list = tp(['clusters', 'list', '-o', 'json', '--data-dir', dataDir]);
+    assert.equal(list.status, 0, list.stderr);
+    assert.deepEqual(JSON.parse(list.stdout).map((c: { name: string }) => c.name), ['prod']);
+    const table = tp(['--data-dir', dataDir, 'clusters', 'describe', 'prod']);
+    assert.equal(table.status, 0);
+    assert.match(table.stdout, /cluster root CA\s+g1\s+active/);
+    assert.match(table.stdout, /etcd API CA\s+g1\s+active/);
+    assert.match(table.stdout, /etcd peer CA\s+g1\s+active/);
+
+    const missing = tp(['clusters', 'describe', 'nope', '--data-dir', dataDir]);
+    assert.equal(missing.status, 4);
+    assert.match(missing.stderr, /error: cluster "nope" not found/);
+    const dup = tp(['clusters', 'create', 'prod', '--data-dir', dataDir]);
+    assert.equal(dup.status, 5);
+    assert.match(dup.stderr, /already exists/);
+    const badLife = tp(['clusters', 'create', 'x', '--root-ca-lifetime', 'forever', '--data-dir', dataDir]);
+    assert.equal(badLife.status, 2);
+    assert.match(badLife.stderr, /--root-ca-lifetime "forever" is not a duration/);
+    assert.match(badLife.stderr, /hint: /);
+    const noCa = tp(['clusters', 'list', '--data-dir', join(tmp.path, 'empty')]);
+    assert.notEqual(noCa.status, 0);
+    assert.match(noCa.stderr, /no CA service is running for data dir/);
+  });
+
+  test('ca sign: an openssl CSR signed through the CLI passes openssl verify against the bundle describe prints', () => {
+    const csr = opensslCsr(tmp.path, 'cli', { subj: '/O=system:nodes/CN=system:node:edge-7' });
+    const csrFile = join(tmp.path, 'cli.csr');
+    const out = join(tmp.path, 'cli.crt');
+    const signed = tp(['ca', 'sign', '--cluster', 'prod', '--signer', 'kubernetes.io/kube-apiserver-client-kubelet', '--csr', csrFile, '--out', out, '--data-dir', dataDir]);
+    assert.equal(signed.status, 0, signed.stderr);
+    assert.ok(csr.length > 0);
+    const bundle = tp(['clusters', 'describe', 'prod', '--bundle', 'root', '--data-dir', dataDir]).stdout;
+    const v = opensslVerify(tmp.path, { roots: bundle, leaf: readFileSync(out, 'utf8'), purpose: 'sslclient' });
+    assert.ok(v.ok, v.output);
+    const refused = tp(['ca', 'sign', '--cluster', 'prod', '--signer', 'kubernetes.io/kubelet-serving', '--csr', csrFile, '--data-dir', dataDir]);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /at least one DNS or IP subject alternative name/);
+  });
+
+  test('the API refuses TLS 1.1 and clients without a certificate', () => {
+    const url = new URL((JSON.parse(readFileSync(caPaths(dataDir).endpoint, 'utf8')) as { url: string }).url);
+    const old = openssl(['s_client', '-connect', `127.0.0.1:${url.port}`, '-tls1_1'], { input: '' });
+    assert.notEqual(old.status, 0);
+    assert.doesNotMatch(old.stdout, /Protocol\s*:\s*TLSv1\.1/);
+    const modern = openssl(['s_client', '-connect', `127.0.0.1:${url.port}`, '-CAfile', caPaths(dataDir).serviceCa], { input: '' });
+    assert.match(modern.stdout + modern.stderr, /TLSv1\.3/);
+  });
+
+  test('kill -9 and restart: the same authorities come back and keep signing', async () => {
+    const before = JSON.parse(tp(['clusters', 'describe', 'prod', '-o', 'json', '--data-dir', dataDir]).stdout);
+    const pid = ca.child.pid!;
+    await killChild(ca.child, 'SIGKILL');
+    assert.equal(isAlive(pid), false);
+    await startCa();
+    const afterView = JSON.parse(tp(['clusters', 'describe', 'prod', '-o', 'json', '--data-dir', dataDir]).stdout);
+    assert.deepEqual(afterView.authorities.map((a: { generations: Array<{ sha256: string }> }) => a.generations[0].sha256), before.authorities.map((a: { generations: Array<{ sha256: string }> }) => a.generations[0].sha256));
+    const signed = tp(['ca', 'sign', '--cluster', 'prod', '--signer', 'kubernetes.io/kube-apiserver-client-kubelet', '--csr', join(tmp.path, 'cli.csr'), '--data-dir', dataDir]);
+    assert.equal(signed.status, 0, signed.stderr);
+    const status = JSON.parse(tp(['ca', 'status', '-o', 'json', '--data-dir', dataDir]).stdout);
+    assert.equal(status.keystore, 'soft');
+    assert.equal(status.clusters, 1);
+  });
+
+  test('clusters delete destroys the cluster (and refuses without --yes when not interactive)', () => {
+    tp(['clusters', 'create', 'tmp1', '--data-dir', dataDir]);
+    const noYes = tp(['clusters', 'delete', 'tmp1', '--data-dir', dataDir]);
+    assert.equal(noYes.status, 2);
+    assert.match(noYes.stderr, /pass --yes/);
+    const del = tp(['clusters', 'delete', 'tmp1', '--yes', '--data-dir', dataDir]);
+    assert.equal(del.status, 0, del.stderr);
+    assert.equal(tp(['clusters', 'describe', 'tmp1', '--data-dir', dataDir]).status, 4);
+  });
+});
+
+describe('trustplane up', () => {
+  const tmp = tempDir('tp-e2e-up-');
+  after(() => tmp.remove());
+
+  test('starts the CA service, creates the demo cluster, prints it, and stops its child on SIGINT; a second up resumes', async () => {
+    const dataDir = join(tmp.path, 'data');
+    for (const round of [1, 2]) {
+      const up = tpSpawn(['up', '--data-dir', dataDir]);
+      try {
+        await waitFor('up to be ready', () => /Press Ctrl-C to stop/.test(up.output()) || undefined, 60000);
+        assert.match(up.output(), /cluster root CA\s+g1\s+active/);
+        assert.match(up.output(), round === 1 ? /creating cluster demo/ : /resuming 1 existing cluster/);
+        const caPid = endpointPid(dataDir)!;
+        assert.ok(isAlive(caPid));
+        up.child.kill('SIGINT');
+        await waitFor('up to exit', () => up.child.exitCode !== null || undefined, 20000);
+        assert.equal(isAlive(caPid), false, 'the CA child is stopped');
+      } finally {
+        await killChild(up.child);
+      }
+    }
+  });
+});

@@ -1,0 +1,5 @@
+// The conformance suite against trustplane's embedded etcd-compatible store.
+import { conformanceSuite } from './suite.js';
+import { startEmbeddedTarget } from './targets.js';
+
+conformanceSuite('embedded store', startEmbeddedTarget);
