@@ -9,7 +9,9 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { caPaths } from '../util/datadir.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
+import { availableParallelism } from 'node:os';
 import { AuditLog } from './audit.js';
+import { CsrPool } from './csr-pool.js';
 import { startCaServer } from './server.js';
 import { CaService } from './service.js';
 import { CaStateFile } from './state.js';
@@ -27,6 +29,8 @@ export interface CaProcessOptions {
   keystore?: StoredKeyStoreConfig;
   minVersion?: MinVersion;
   clock?: Clock;
+  /** Worker threads that parse and verify CSRs; 0 parses on the main thread. Default: one less than the cores, at least 1. */
+  csrWorkers?: number;
 }
 
 export interface RunningCa {
@@ -80,7 +84,9 @@ export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
   const keys = await openKeyStore(resolveKeyStoreConfig(p.keystore, choice));
   const audit = new AuditLog(p.audit, clock);
   const state = new CaStateFile(p.state);
-  const service = new CaService(keys, state, audit, clock);
+  const workers = o.csrWorkers ?? Math.max(1, availableParallelism() - 1);
+  const pool = workers > 0 ? new CsrPool(workers) : undefined;
+  const service = new CaService(keys, state, audit, clock, pool);
   await service.init();
 
   // The API's TLS key is made afresh at every start and lives only in memory.
@@ -112,6 +118,7 @@ export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
       if (stopped) return;
       stopped = true;
       await server.close();
+      await pool?.close();
       audit.close();
       await keys.close();
       rmSync(p.endpoint, { force: true });

@@ -105,7 +105,7 @@ function signInput(v: unknown): SignInput {
 
 async function route(svc: CaService, caller: CallerIdentity, method: string, parts: string[], body: () => Promise<unknown>): Promise<[number, unknown]> {
   // parts: ['v1', ...]
-  const [v1, top, name, sub, kindS, genS, op] = parts;
+  const [v1, top, name, sub, kindS, gens, genS, op] = parts;
   if (v1 !== 'v1') throw notFound(`no such path`);
   if (top === 'service' && parts.length === 2 && method === 'GET') return [200, { serviceCa: svc.serviceCaPem(), caller }];
   if (top === 'fleet-callers' && parts.length === 2 && method === 'POST') {
@@ -138,15 +138,20 @@ async function route(svc: CaService, caller: CallerIdentity, method: string, par
     if (sub === 'sign-batch') {
       const b = asObject(await body(), 'request') as unknown as SignBatchBody;
       if (!Array.isArray(b.requests) || b.requests.length === 0 || b.requests.length > MAX_BATCH) throw invalid(`"requests" must be an array of 1 to ${MAX_BATCH} sign requests`);
-      const results: BatchResult[] = await Promise.all(
-        b.requests.map(async (r) => {
-          try {
-            return { ok: await svc.sign(caller, cluster, signInput(r)) };
-          } catch (e) {
-            return errorBody(e).body;
-          }
-        }),
-      );
+      const inputs = b.requests.map((r) => {
+        try {
+          return signInput(r);
+        } catch (e) {
+          return e as TrustplaneError;
+        }
+      });
+      const valid = inputs.filter((x): x is SignInput => !(x instanceof Error));
+      const signed = await svc.signMany(caller, cluster, valid);
+      let j = 0;
+      const results: BatchResult[] = inputs.map((x) => {
+        const r = x instanceof Error ? x : signed[j++];
+        return r instanceof Error ? errorBody(r).body : { ok: r };
+      });
       return [200, { results }];
     }
     if (sub === 'callers') {
@@ -159,7 +164,8 @@ async function route(svc: CaService, caller: CallerIdentity, method: string, par
   if (sub === 'authorities' && method === 'POST') {
     requireFleet(caller, 'changing authority generations');
     const kind = parseAuthorityKind(kindS ?? '');
-    if (parts.length === 6 && genS === undefined) return [200, await svc.prepareGeneration(cluster, kind, caller.name)];
+    if (gens !== 'generations') throw notFound(`no route for ${method} /${parts.join('/')}`);
+    if (parts.length === 6) return [200, await svc.prepareGeneration(cluster, kind, caller.name)];
     if (parts.length === 8) {
       const n = Number(genS);
       if (!Number.isInteger(n) || n < 1) throw invalid(`generation "${genS}" is not a positive integer`);

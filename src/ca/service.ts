@@ -10,6 +10,7 @@ import { AUTHORITY_KINDS, activeGeneration, authorityTitle, bundlePem, isAuthori
 import type { AuditLog } from './audit.js';
 import { BACKDATE_MS, decide, findProfile, type Caller } from './profiles.js';
 import type { CaStateFile, ClusterRecord } from './state.js';
+import type { CsrPool } from './csr-pool.js';
 
 const YEAR_S = 365 * 86400;
 
@@ -86,6 +87,7 @@ export class CaService {
     private readonly state: CaStateFile,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
+    private readonly csrPool?: CsrPool,
   ) {}
 
   // ---- the service's own authority (callers' credentials and the API's TLS) ----
@@ -369,11 +371,46 @@ export class CaService {
   // ---- signing ----
 
   async sign(caller: CallerIdentity, cluster: string, input: SignInput): Promise<IssuedCertificate> {
+    const [r] = await this.signMany(caller, cluster, [input]);
+    if (r instanceof Error) throw r;
+    return r;
+  }
+
+  /**
+   * Sign many requests for one cluster; each result is a certificate or the error that refused it. CSRs are parsed
+   * and verified on the worker pool when there is one, so this thread does policy, building and signing.
+   */
+  async signMany(caller: CallerIdentity, cluster: string, inputs: SignInput[]): Promise<Array<IssuedCertificate | TrustplaneError>> {
+    const parsed: Array<ParsedCsr | TrustplaneError> = this.csrPool
+      ? await this.csrPool.parseMany(inputs.map((i) => i.csr))
+      : inputs.map((i) => {
+          try {
+            return parseCsr(i.csr);
+          } catch (e) {
+            return e instanceof TrustplaneError ? e : invalid(`CSR is not valid: ${(e as Error).message}`);
+          }
+        });
+    return Promise.all(
+      inputs.map(async (input, i) => {
+        try {
+          return await this.signParsed(caller, cluster, input, parsed[i]);
+        } catch (e) {
+          if (e instanceof TrustplaneError) return e;
+          throw e;
+        }
+      }),
+    );
+  }
+
+  private async signParsed(caller: CallerIdentity, cluster: string, input: SignInput, csr: ParsedCsr | TrustplaneError): Promise<IssuedCertificate> {
     const requester = input.onBehalfOf ? `${caller.name} for ${input.onBehalfOf}` : caller.name;
     const base = { op: 'sign', requester, cluster, signer: input.signer };
     const rec = this.readyCluster(cluster, requester, 'sign', input.signer);
     if (caller.role === 'cluster') this.checkBinding(caller, cluster, 'sign', input.signer);
-    const csr = this.parseOrAudit(input.csr, base);
+    if (csr instanceof TrustplaneError) {
+      this.audit.record({ ...base, decision: 'deny', reason: csr.message });
+      throw csr;
+    }
     const kind = this.authorityOfSigner(input.signer);
     const issuer = kind ? await this.issuerFor(cluster, kind) : undefined;
     const d = decide(caller, cluster, { signer: input.signer, csr, expirationSeconds: input.expirationSeconds, admin: input.admin }, issuer?.notAfter ?? new Date(0), this.clock.now());

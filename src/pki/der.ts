@@ -340,20 +340,20 @@ function decodeString(r: DerReader, t: Tlv, what: string): string {
       for (let i = t.body; i < t.end; i++) {
         if (b[i] > 127 || !PRINTABLE[b[i]]) throw r.fail(`${what}: PrintableString at byte ${t.start} holds a character (0x${b[i].toString(16)}) it may not`);
       }
-      return b.latin1Slice(t.body, t.end);
+      return b.toString('latin1', t.body, t.end);
     case Tag.IA5_STRING:
       for (let i = t.body; i < t.end; i++) {
         if (b[i] > 127) throw r.fail(`${what}: IA5String at byte ${t.start} holds a non-ASCII byte (0x${b[i].toString(16)})`);
       }
-      return b.latin1Slice(t.body, t.end);
+      return b.toString('latin1', t.body, t.end);
     case Tag.NUMERIC_STRING:
       for (let i = t.body; i < t.end; i++) {
         if (b[i] !== 0x20 && (b[i] < 0x30 || b[i] > 0x39)) throw r.fail(`${what}: NumericString at byte ${t.start} holds a non-digit`);
       }
-      return b.latin1Slice(t.body, t.end);
+      return b.toString('latin1', t.body, t.end);
     case Tag.TELETEX_STRING:
       // T.61 is read as Latin-1, as OpenSSL and Go do; real certificates only ever put ASCII there.
-      return b.latin1Slice(t.body, t.end);
+      return b.toString('latin1', t.body, t.end);
     case Tag.BMP_STRING: {
       const len = t.end - t.body;
       if (len % 2) throw r.fail(`${what}: BMPString at byte ${t.start} has an odd length`);

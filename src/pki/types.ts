@@ -61,6 +61,10 @@ export interface CertificateTemplate {
   keyUsage: KeyUsage[];
   extKeyUsage?: ExtKeyUsage[];
   sans?: Partial<SubjectAltNames>;
+  /** The subject exactly as DER, written instead of encoding `subject` (cross-certificates repeat a CA's name byte for byte). */
+  subjectDer?: Buffer;
+  /** The subject key identifier to write; SHA-1 of the subject key (RFC 5280 method 1) when absent. */
+  subjectKeyId?: Buffer;
 }
 
 export interface ParsedCsr {
@@ -74,6 +78,14 @@ export interface ParsedCsr {
   sans: SubjectAltNames;
   /** Parsed from the requested extensions when present. */
   requestedBasicConstraints?: { isCA: boolean; pathLen?: number };
+  /** Parsed from the requested extensions when present. */
+  requestedKeyUsage?: KeyUsage[];
+  /** The known usages among the requested extended key usages, when that extension is present. */
+  requestedExtKeyUsage?: ExtKeyUsage[];
+  /** The subject exactly as DER (always set by parseCsr; optional so hand-made values stay valid). */
+  subjectDer?: Buffer;
+  /** The algorithm the CSR was signed with (always set by parseCsr). */
+  signatureAlgorithmOid?: string;
 }
 
 export interface ParsedCertificate {
@@ -101,4 +113,11 @@ export interface ParsedCertificate {
   signature: Buffer;
   /** SHA-256 over the DER, lower-case hex. */
   sha256: string;
+  /** 1 (no extensions) or 3. */
+  version: 1 | 3;
+  /** Subject and issuer exactly as DER, for name chaining. */
+  subjectDer: Buffer;
+  issuerDer: Buffer;
+  /** Every extended key usage OID in order, including ones ExtKeyUsage has no name for (anyExtendedKeyUsage...). */
+  extKeyUsageOids: string[];
 }

@@ -1,7 +1,7 @@
 // The one store client of trustplane: a small typed etcd v3 API on the npm etcd3 package, for the embedded store and real etcd alike.
 import type { IRangeResponse, IRequestOp, ITxnResponse } from 'etcd3';
 import { TrustplaneError } from '../util/errors.js';
-import { EndpointPool, type StoreTls } from './endpoints.js';
+import { endStream, EndpointPool, type StoreTls } from './endpoints.js';
 import { COMPACTED, StoreCompactedError, toTrustplaneError } from './errors.js';
 import { keyBytes, prefixEnd } from './keys.js';
 import { keepLeaseAlive, type LeaseKeeper } from './lease-keeper.js';
@@ -212,7 +212,7 @@ class StoreClient implements Store {
           s.write({ ID: id });
         });
       } finally {
-        s.cancel();
+        endStream(s);
       }
     });
     if (Number(r.TTL) <= 0) throw new TrustplaneError('NotFound', `store lease ${id} has expired or was revoked`, 'grant a new lease');

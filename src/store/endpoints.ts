@@ -1,7 +1,7 @@
 // The store's endpoints and the one retry rule: try the preferred endpoint, fail over to the next, until the call's deadline.
 import { Etcd3, type IOptions } from 'etcd3';
 import { TrustplaneError } from '../util/errors.js';
-import { describeFailure, toTrustplaneError, type CallFailure } from './errors.js';
+import { describeFailure, tlsTrouble, toTrustplaneError, type CallFailure } from './errors.js';
 
 export interface StoreTls {
   /** PEM client certificate chain presented to the store. */
@@ -42,6 +42,19 @@ const passThrough = {
 } as unknown as Policy;
 
 const COOLDOWN_MS = 1000;
+
+/**
+ * Ends a stream this client no longer wants. Half-closing first matters: etcd3 treats an error on a stream that is
+ * still writable — the CANCELLED a bare cancel() raises — as a failed host, and closes every channel to it.
+ */
+export function endStream(s: { end(): void; cancel(): void }): void {
+  try {
+    s.end();
+  } catch {
+    /* already ended */
+  }
+  s.cancel();
+}
 
 export class EndpointPool {
   readonly endpoints: Endpoint[];
@@ -157,10 +170,11 @@ export class EndpointPool {
     if ([...tried.values()].every((t) => t.code === 4)) {
       return new TrustplaneError('Timeout', `store ${op} timed out after ${elapsed} ms: ${list}`, 'the store is slow or has lost its leader; retry, or raise the store timeout');
     }
+    const tls = [...tried.values()].map((t) => tlsTrouble(t.details)).find((x) => x);
     return new TrustplaneError(
       'Unavailable',
       `store ${op}: no endpoint answered within ${elapsed} ms: ${list}`,
-      'check that the store is running and reachable at the configured endpoints, and that the client certificate and CA are the ones it expects',
+      tls ?? 'check that the store is running and reachable at the configured endpoints, and that the client certificate and CA are the ones it expects',
     );
   }
 

@@ -93,8 +93,27 @@ export function describeFailure(e: unknown): CallFailure {
     const named = /\b(UNAVAILABLE|DEADLINE_EXCEEDED|INTERNAL|CANCELLED)\b/.exec(message);
     if (named) code = CODE_NAMES[named[1]];
   }
-  details = details.replace(/\.?\s*Resolution note:\s*$/, '');
+  details = tidy(details);
   return { code, details, kind: kindOf(code, details, className) };
+}
+
+/** Transport texts carry OpenSSL's internals and timestamps; keep what a reader can act on. */
+function tidy(details: string): string {
+  let d = details.replace(/\.?\s*Resolution note:\s*$/, '');
+  const alert = /(?:sslv3|tlsv1) alert ([a-z ]+?)(?::|$)/i.exec(d);
+  if (alert) d = d.replace(/Last error: [\s\S]*$/, `Last error: the store ended the TLS handshake with "${alert[1]}"`);
+  return d.trim();
+}
+
+/** Why a TLS handshake failed, in words, when the failure says so. */
+export function tlsTrouble(details: string): string | undefined {
+  if (/bad certificate|certificate unknown|unknown ca|certificate required|handshake failure/i.test(details)) {
+    return 'the store refused the client certificate: it must be issued by the CA the store trusts for clients';
+  }
+  if (/self.signed|unable to (get|verify)|certificate verify failed|Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID|certificate has expired/i.test(details)) {
+    return "the store's certificate did not verify against the configured CA (or does not name the endpoint's host)";
+  }
+  return undefined;
 }
 
 function kindOf(code: number | undefined, details: string, className: string): FailureKind {

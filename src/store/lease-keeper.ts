@@ -1,7 +1,7 @@
 // Keeps one lease alive in the background: a renewal every third of its TTL, over whichever endpoint answers.
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { TrustplaneError } from '../util/errors.js';
-import type { Endpoint, EndpointPool } from './endpoints.js';
+import { endStream, type Endpoint, type EndpointPool } from './endpoints.js';
 import { describeFailure } from './errors.js';
 import type { LeaseId } from './types.js';
 
@@ -35,7 +35,7 @@ export function keepLeaseAlive(pool: EndpointPool, id: LeaseId, ttlSeconds: numb
     if (stopped) return;
     stopped = true;
     clearTimeout(timer);
-    stream?.cancel();
+    if (stream) endStream(stream);
     stream = undefined;
     resolveLost(e);
     if (e) onLost?.(e);
@@ -73,7 +73,7 @@ export function keepLeaseAlive(pool: EndpointPool, id: LeaseId, ttlSeconds: numb
         waiting = undefined;
         if (stream === s) {
           stream = undefined;
-          s.cancel();
+          endStream(s);
         }
         pool.markDown(ep, 'keepalive not answered in time');
         reject(new Error(`4 DEADLINE_EXCEEDED: keepalive not answered by ${ep.url}`));

@@ -1,7 +1,7 @@
 // Prefix watches over one shared Watch stream, resumed on another endpoint from the next undelivered revision after a failure.
 import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
 import { TrustplaneError } from '../util/errors.js';
-import type { Endpoint, EndpointPool } from './endpoints.js';
+import { endStream, type Endpoint, type EndpointPool } from './endpoints.js';
 import { describeFailure, StoreCompactedError } from './errors.js';
 import { eventFromWire, type Revision, type WatchEvent } from './types.js';
 
@@ -88,8 +88,21 @@ export class WatchHub {
     };
     this.watchers.add(w);
     this.queue.push(w);
+    // A watch the store never confirms fails after the call budget; a stream stuck on its create is replaced.
+    const createTimer = setTimeout(() => {
+      if (w.ready.settled) return;
+      if (this.creating === w && this.streamEp) {
+        this.streamFailed(this.streamEp, new Error(`4 DEADLINE_EXCEEDED: watch not created within ${this.pool.timeoutMs} ms`));
+      } else {
+        w.end(new TrustplaneError('Timeout', `store watch: not created within ${this.pool.timeoutMs} ms`, 'check that the store is running and reachable'));
+      }
+    }, this.pool.timeoutMs + 10);
     this.pump();
-    await readyP;
+    try {
+      await readyP;
+    } finally {
+      clearTimeout(createTimer);
+    }
     return {
       cancel: async () => w.end(null),
       ended,
@@ -154,7 +167,7 @@ export class WatchHub {
     }
     this.connecting = false;
     if (this.watchers.size === 0 || this.pool.isClosed) {
-      stream.cancel();
+      endStream(stream);
       return;
     }
     this.stream = stream;
@@ -246,11 +259,7 @@ export class WatchHub {
     for (const w of this.watchers) w.id = null;
     this.byId.clear();
     if (s) {
-      try {
-        s.cancel();
-      } catch {
-        /* already closed */
-      }
+      endStream(s);
     }
   }
 }

@@ -158,8 +158,8 @@ describe('CA service API', () => {
           const sans = Array.from({ length: 1200 }, (_, i) => `DNS:host-${i}.very-long-domain-name-to-make-the-request-large.example`).join(',');
           return { csr: opensslCsr(tmp.path, 'big', { subj: '/O=system:nodes/CN=system:node:n1', addext: [`subjectAltName=${sans}`] }) };
         },
-        reason: 'Invalid',
-        message: /64 KiB|65536|too large/i,
+        reason: 'RequestEntityTooLarge',
+        message: /too large \(at most 65536 bytes\)/,
       },
       { name: 'a request for CA:true', make: async () => ({ csr: opensslCsr(tmp.path, 'ca', { subj: '/O=system:nodes/CN=system:node:n1', addext: ['basicConstraints=critical,CA:TRUE'] }) }), reason: 'Invalid', message: /CA:true/ },
       { name: 'a path length', make: async () => ({ csr: opensslCsr(tmp.path, 'pl', { subj: '/O=system:nodes/CN=system:node:n1', addext: ['basicConstraints=critical,CA:TRUE,pathlen:2'] }) }), reason: 'Invalid', message: /path length|CA:true/ },

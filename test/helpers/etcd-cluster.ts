@@ -1,4 +1,11 @@
 // Real etcd 3.4 members on loopback with client and peer TLS, for tests and benchmarks that need the ground truth.
+//
+//   const cluster = await startEtcdCluster({ members: 3 });          // openssl-made API and peer CAs by default
+//   const store = await openStore({ endpoints: cluster.endpoints, tls: cluster.tls });
+//   await cluster.killMember(0); await cluster.restartMember(0);     // kill -9 by PID; restart on the same data dir
+//   await cluster.stop();                                            // in an after() hook: kills only its own PIDs
+//
+// Pass `tls: EtcdTlsMaterial` to run the members on certificates from another CA (e.g. trustplane's own).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -276,19 +283,30 @@ function withDeadline<T>(p: Promise<T>, ms: number, msg: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(msg)), ms)))]).finally(() => clearTimeout(t));
 }
 
-// Members still running when the process exits (a crashed test) are killed by PID, never by name.
+// Members still running when the process exits or is interrupted (a crashed or timed-out test) are killed by PID, never by name.
 const livePids = new Set<number>();
 let exitHookInstalled = false;
+function killLive() {
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  livePids.clear();
+}
 function installExitHook() {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pid of livePids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
+  process.on('exit', killLive);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const onSignal = () => {
+      killLive();
+      // Then die of the signal as if nobody had listened.
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
 }

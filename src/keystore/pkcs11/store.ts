@@ -3,13 +3,13 @@ import { createHash } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { KeyAlgorithm, Signer } from '../../pki/types.js';
 import { TrustplaneError, invalid } from '../../util/errors.js';
+import { Mutex } from '../../util/mutex.js';
 import { DEFAULT_KEY_ALGORITHM, checkKeyAlgorithm, describeKeyAlgorithm } from '../algorithm.js';
 import { keyNotFound, labelInUse, storeClosed } from '../errors.js';
 import { checkKeyId, createdAtOfKeyId, newKeyId } from '../key-id.js';
 import type { KeyInfo, KeyStore, Pkcs11KeyStoreConfig } from '../keystore.js';
 import { byCreation, copyKeyInfo } from '../key-info.js';
 import { checkLabel } from '../label.js';
-import { SerialLock } from '../lock.js';
 import { ecdsaRawToDer } from './ecdsa-signature.js';
 import { CKK_EC_EDWARDS, algorithmOf, keyPairTemplates, tokenProfile, type TokenProfile } from './mechanisms.js';
 import { type Pkcs11, acquireModule, releaseModule } from './module.js';
@@ -79,7 +79,7 @@ export class Pkcs11KeyStore implements KeyStore {
   readonly #mechanisms: Set<number>;
   readonly #where: string;
   readonly #keys = new Map<string, TokenKey>();
-  readonly #lock = new SerialLock();
+  readonly #lock = new Mutex();
   #closed = false;
 
   constructor(lib: Pkcs11, pool: SessionPool, mechanisms: Set<number>, where: string) {

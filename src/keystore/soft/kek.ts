@@ -3,7 +3,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TrustplaneError, invalid } from '../../util/errors.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../../util/files.js';
 
 export const KEK_FILE_ENV = 'TRUSTPLANE_KEK_FILE';
 export const KEK_BYTES = 32;
@@ -70,7 +70,7 @@ async function readKekFile(path: string, origin: string, createIfMissing: boolea
     if (!createIfMissing) throw invalid(`the key encryption key file ${path} (from ${origin}) does not exist`, 'create it with 32 random bytes (e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`) or fix the path');
     const key = randomBytes(KEK_BYTES);
     try {
-      await writeFileAtomic(path, `${key.toString('hex')}\n`, 0o600);
+      writeFileAtomic(path, `${key.toString('hex')}\n`, 0o600);
     } catch (e2) {
       throw readFailure(path, e2);
     }

@@ -5,14 +5,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KeyAlgorithm, Signer } from '../../pki/types.js';
 import { TrustplaneError, invalid } from '../../util/errors.js';
+import { writeFileAtomic } from '../../util/files.js';
+import { Mutex } from '../../util/mutex.js';
 import { DEFAULT_KEY_ALGORITHM, checkKeyAlgorithm, signatureHash } from '../algorithm.js';
 import { keyNotFound, labelInUse, storeClosed } from '../errors.js';
 import { checkKeyId, isKeyId, newKeyId } from '../key-id.js';
 import type { KeyInfo, KeyStore, SoftKeyStoreConfig } from '../keystore.js';
 import { byCreation, copyKeyInfo } from '../key-info.js';
 import { checkLabel } from '../label.js';
-import { SerialLock } from '../lock.js';
-import { TEMP_MARK, shredFile, writeFileAtomic } from './atomic-file.js';
+import { shredFile } from './shred-file.js';
 import { type Kek, loadKek } from './kek.js';
 import { openKeyFile, sealKeyFile } from './key-file.js';
 
@@ -24,6 +25,8 @@ interface LiveKey {
 }
 
 const generateKeyPairAsync = promisify(generateKeyPair);
+// writeFileAtomic (util/files) writes <name>.tmp-<pid>-<time> and renames it; a crash in between leaves one behind.
+const TEMP_MARK = '.tmp-';
 const signAsync = promisify(cryptoSign) as (alg: string | null, data: Buffer, key: KeyObject) => Promise<Buffer>;
 
 /** Opens (creating if need be) a soft key store; every key file is authenticated now, so a wrong KEK or a damaged file fails here. */
@@ -59,7 +62,7 @@ export class SoftKeyStore implements KeyStore {
   readonly #keysDir: string;
   readonly #kek: Kek;
   readonly #keys: Map<string, LiveKey>;
-  readonly #lock = new SerialLock();
+  readonly #lock = new Mutex();
   #closed = false;
 
   constructor(keysDir: string, kek: Kek, keys: Map<string, LiveKey>) {
@@ -79,8 +82,11 @@ export class SoftKeyStore implements KeyStore {
       const publicKey = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
       const createdAt = new Date();
       const info: KeyInfo = { id: newKeyId(createdAt), label: l, algorithm: alg, createdAt };
-      this.#refuseLabelInUse(l);
-      await writeFileAtomic(this.#pathOf(info.id), sealKeyFile(info, publicKey, privateKey, this.#kek), 0o600);
+      try {
+        writeFileAtomic(this.#pathOf(info.id), sealKeyFile(info, publicKey, privateKey, this.#kek), 0o600);
+      } catch (e) {
+        throw new TrustplaneError('Internal', `cannot write key file ${this.#pathOf(info.id)}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
       this.#keys.set(info.id, { info, publicKey, privateKey, hash: signatureHash(alg) });
       return copyKeyInfo(info);
     });

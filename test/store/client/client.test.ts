@@ -7,7 +7,7 @@ import { TrustplaneError } from '../../../src/util/errors.js';
 import { waitFor } from '../../../src/util/wait.js';
 import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 import { rawClient } from '../conformance/raw.js';
-import { embeddedStoreBuilt, startEmbeddedTarget, startEtcdTarget, type StoreTarget } from '../conformance/targets.js';
+import { startEmbeddedTarget, startEtcdTarget, type StoreTarget } from '../conformance/targets.js';
 
 async function rejectsWith(p: Promise<unknown>, reason: string, message?: RegExp): Promise<TrustplaneError> {
   try {
@@ -21,8 +21,8 @@ async function rejectsWith(p: Promise<unknown>, reason: string, message?: RegExp
   assert.fail(`expected a ${reason} error`);
 }
 
-function clientSuite(name: string, start: () => Promise<StoreTarget>, skip?: string) {
-  describe(`store client: ${name}`, { concurrency: 1, skip }, () => {
+function clientSuite(name: string, start: () => Promise<StoreTarget>) {
+  describe(`store client: ${name}`, { concurrency: 1 }, () => {
     let target: StoreTarget;
     let store: Store;
     const p = `/client-test/${randomBytes(3).toString('hex')}/`;
@@ -198,7 +198,7 @@ function clientSuite(name: string, start: () => Promise<StoreTarget>, skip?: str
 }
 
 clientSuite('etcd 3.4', startEtcdTarget);
-clientSuite('embedded store', startEmbeddedTarget, embeddedStoreBuilt() ? undefined : 'the embedded store server (src/store/server) is not built yet');
+clientSuite('embedded store', startEmbeddedTarget);
 
 describe('store client: failover', { concurrency: 1 }, () => {
   let cluster: EtcdCluster;

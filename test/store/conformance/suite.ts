@@ -1,6 +1,7 @@
 // The one etcd v3 conformance suite: the same cases, the same expected answers, for real etcd and for trustplane's embedded store.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../../../src/util/wait.js';
 import { rawClient, type Msg, type RawEtcd, type Tls, type WatchStream } from './raw.js';
@@ -441,6 +442,26 @@ export function conformanceSuite(name: string, start: () => Promise<StoreUnderTe
       }
     });
 
+    test('watch: ids count from 0 per stream; a progress request answers with the current revision', async () => {
+      const p = ns('watch-ids');
+      const w = raw.watch();
+      try {
+        const rel = await Rel.now(raw);
+        const first = await createWatch(w, { key: b(p + 'a') });
+        const second = await createWatch(w, { key: b(p + 'b') });
+        assert.deepEqual([first.watch_id, second.watch_id], ['0', '1']);
+        await raw.put({ key: b(p + 'c'), value: b('unwatched') }); // 1
+        w.send({ progress_request: {} });
+        const progress = await w.next();
+        assert.deepEqual(
+          { id: progress.watch_id, rev: rel.of(progress.header.revision), events: progress.events, created: progress.created, canceled: progress.canceled },
+          { id: '-1', rev: 1, events: [], created: false, canceled: false },
+        );
+      } finally {
+        w.close();
+      }
+    });
+
     test('watch: from a start revision replays history, then continues live', async () => {
       const p = ns('watch-history');
       const rel = await Rel.now(raw);
@@ -594,6 +615,15 @@ export function conformanceSuite(name: string, start: () => Promise<StoreUnderTe
       assert.deepEqual((await raw.range({ key: b(p + 'big') })).kvs, []);
 
       assert.deepEqual(await raw.error(raw.leaseGrant({ TTL: 9_000_000_001 })), { code: OUT_OF_RANGE, details: 'etcdserver: too large lease TTL' });
+
+      // TTLs below the minimum (1.5 election timeouts, rounded up: 2 s with etcd's defaults) are raised to it.
+      for (const asked of [1, 0, -5]) {
+        const short = await raw.leaseGrant({ TTL: asked });
+        assert.equal(short.TTL, '2', `grant TTL ${asked}`);
+        await raw.leaseRevoke({ ID: short.ID });
+      }
+      const unknown = await raw.leaseTimeToLive({ ID: '12345' });
+      assert.deepEqual({ ID: unknown.ID, TTL: unknown.TTL, grantedTTL: unknown.grantedTTL }, { ID: '12345', TTL: '-1', grantedTTL: '0' });
     });
 
     test('leases: keepalive holds a lease past its TTL; expiry then deletes its keys', async () => {
@@ -659,6 +689,43 @@ export function conformanceSuite(name: string, start: () => Promise<StoreUnderTe
       assert.equal(rel.of(fits.header.revision), 1, 'a 1 MiB value is accepted');
       assert.equal((await raw.range({ key: b(p + 'fits') })).kvs[0].value.length, 1024 * 1024);
       assert.equal(rel.of((await raw.range({ key: b(p + 'fits') })).header.revision), 1, 'refused requests create no revision');
+    });
+
+    test('the npm etcd3 client: lock, election and a watch work end to end', async () => {
+      const p = ns('etcd3');
+      const etcd = new Etcd3({
+        hosts: store.endpoints,
+        credentials: { rootCertificate: Buffer.from(store.tls.ca), privateKey: Buffer.from(store.tls.key), certChain: Buffer.from(store.tls.cert) },
+      });
+      try {
+        const lock = etcd.lock(p + 'lock').ttl(5);
+        await lock.acquire();
+        await assert.rejects(etcd.lock(p + 'lock').acquire(), (e: Error) => e.constructor.name === 'EtcdLockFailedError', 'a held lock cannot be taken');
+        await lock.release();
+        const again = await etcd.lock(p + 'lock').ttl(5).acquire();
+        await again.release();
+
+        const election = etcd.election(p + 'election', 5);
+        const first = election.campaign('first');
+        await first.wait();
+        const second = election.campaign('second');
+        assert.equal(await election.leader(), 'first');
+        await first.resign();
+        await second.wait();
+        assert.equal(await election.leader(), 'second');
+        await second.resign();
+
+        const seen: string[] = [];
+        const watcher = await etcd.watch().prefix(p + 'w/').create();
+        watcher.on('put', (kv) => seen.push(kv.value.toString()));
+        await etcd.put(p + 'w/a').value('1');
+        await etcd.put(p + 'w/a').value('2');
+        await waitFor('two etcd3 watch events', () => seen.length >= 2 || undefined, 5000);
+        assert.deepEqual(seen, ['1', '2']);
+        await watcher.cancel();
+      } finally {
+        etcd.close();
+      }
     });
 
     test('maintenance: status reports version, revision, db size and a leader', async () => {

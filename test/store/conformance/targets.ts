@@ -1,6 +1,7 @@
 // The two stores every store test runs against: a real 1-member etcd (the ground truth) and trustplane's embedded server.
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { startStoreServer } from '../../../src/store/server/index.js';
 import { startEtcdCluster } from '../../helpers/etcd-cluster.js';
 import { makeOpensslCa } from '../../helpers/openssl-certs.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -22,14 +23,8 @@ export interface EmbeddedTargetOptions {
   synchronous?: 'FULL' | 'NORMAL';
 }
 
-/** Whether the embedded store server has been built (it is written alongside these tests). */
-export function embeddedStoreBuilt(): boolean {
-  return existsSync(new URL('../../../src/store/server/index.js', import.meta.url));
-}
-
 /** trustplane's embedded store on a fresh database, with openssl-made certificates. */
 export async function startEmbeddedTarget(o: EmbeddedTargetOptions = {}): Promise<StoreTarget> {
-  const { startStoreServer } = await import('../../../src/store/server/index.js');
   const ca = makeOpensslCa('store test CA');
   const server = ca.issue('store-server', { cn: 'trustplane-store', sans: ['IP:127.0.0.1', 'DNS:localhost'], eku: ['serverAuth'] });
   const client = ca.issue('store-client', { cn: 'trustplane-test', eku: ['clientAuth'] });

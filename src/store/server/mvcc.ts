@@ -1,0 +1,382 @@
+// The revisioned key space on SQLite: every version of every key until compaction, plus an index of the live keys.
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { type KeyRange } from './key-range.js';
+import { NO_LEASE, type KeyValue, type StoreEvent } from './types.js';
+
+/*
+ * kv holds history: one row per change, tombstones (version 0) included; its rowid is the order of changes,
+ * so (mod_revision, id) is the order etcd gives events within a revision. live points at the current row of
+ * each existing key, so reads at the newest revision and counts never wade through history.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kv (
+  id INTEGER PRIMARY KEY,
+  key BLOB NOT NULL,
+  mod_revision INTEGER NOT NULL,
+  create_revision INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  lease INTEGER NOT NULL,
+  value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kv_by_key ON kv (key, mod_revision);
+CREATE INDEX IF NOT EXISTS kv_by_revision ON kv (mod_revision);
+CREATE TABLE IF NOT EXISTS live (
+  key BLOB PRIMARY KEY,
+  id INTEGER NOT NULL,
+  create_revision INTEGER NOT NULL,
+  mod_revision INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  lease INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL);
+`;
+const SCHEMA_VERSION = 1;
+
+/** The current row of an existing key, without its value. */
+export interface LiveRow {
+  key: Buffer;
+  id: number;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+  lease: string;
+}
+
+export interface PersistedLease {
+  id: string;
+  ttl: number;
+}
+
+export type Synchronous = 'FULL' | 'NORMAL';
+
+const KV_COLUMNS = 'key, create_revision, mod_revision, version, CAST(lease AS TEXT) AS lease, value';
+
+function where(r: KeyRange, column: string): { sql: string; params: Buffer[] } {
+  switch (r.kind) {
+    case 'single':
+      return { sql: `${column} = ?`, params: [r.key] };
+    case 'from':
+      return { sql: `${column} >= ?`, params: [r.key] };
+    case 'between':
+      return { sql: `${column} >= ? AND ${column} < ?`, params: [r.key, r.end] };
+    case 'empty':
+      return { sql: '0', params: [] };
+  }
+}
+
+export class MvccStore {
+  readonly db: Database.Database;
+  readonly path: string;
+  /** The newest revision; 1 in an empty store, as in etcd. */
+  rev = 1;
+  /** Reads and watches below this revision are refused; -1 before the first compaction. */
+  compactRev = -1;
+  /** History at or below this revision has been physically removed. */
+  physicalCompactRev = -1;
+  /** Count of applied writes, reported as raft_index. */
+  raftIndex = 0;
+  /** Bumped at each start, as a new term begins with each election. */
+  raftTerm = 1;
+
+  /** Changes made in the running batch, in order; the write queue takes them after commit. */
+  private pending: StoreEvent[] = [];
+  /** Row id up to which the running physical compaction has worked (in memory; restarts resume from physicalCompactRev). */
+  private compactCursor: number | undefined;
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  constructor(path: string, synchronous: Synchronous) {
+    this.path = path;
+    this.db = new Database(path);
+    // WAL + FULL: a commit is on disk when it returns, and survives power loss (NORMAL may lose the last commits).
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${synchronous}`);
+    // One process owns the file; a second server on the same database fails instead of corrupting history.
+    this.db.pragma('locking_mode = EXCLUSIVE');
+    this.db.pragma('cache_size = -65536');
+    this.db.pragma('temp_store = MEMORY');
+    this.db.exec(SCHEMA);
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version === 0) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    else if (version !== SCHEMA_VERSION) throw new Error(`${path}: store schema version ${version}, this server reads ${SCHEMA_VERSION}`);
+    this.load();
+    this.raftTerm += 1;
+    this.db.transaction(() => this.persistMeta())();
+  }
+
+  /** Re-reads the counters from disk, e.g. after a failed commit. */
+  load(): void {
+    const meta = new Map<string, number>();
+    for (const r of this.db.prepare('SELECT name, value FROM meta').all() as Array<{ name: string; value: number }>) meta.set(r.name, r.value);
+    this.rev = meta.get('revision') ?? 1;
+    this.compactRev = meta.get('compact_revision') ?? -1;
+    this.physicalCompactRev = meta.get('physical_compact_revision') ?? -1;
+    this.raftIndex = meta.get('raft_index') ?? 0;
+    this.raftTerm = meta.get('raft_term') ?? 1;
+    this.pending = [];
+    this.compactCursor = undefined;
+  }
+
+  persistMeta(): void {
+    const set = this.stmt('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value');
+    set.run('revision', this.rev);
+    set.run('compact_revision', this.compactRev);
+    set.run('physical_compact_revision', this.physicalCompactRev);
+    set.run('raft_index', this.raftIndex);
+    set.run('raft_term', this.raftTerm);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  // ---- reads -------------------------------------------------------------------------------------------------
+
+  /**
+   * Keys in `r` in key order, as of revision `at` (already checked against the compacted and current revisions),
+   * or as they are now when `at` is null. `limit` 0 means all. Values are left empty when `withValues` is false.
+   */
+  range(r: KeyRange, at: number | null, limit: number, withValues: boolean): KeyValue[] {
+    if (r.kind === 'empty') return [];
+    if (at === null) {
+      const w = where(r, 'l.key');
+      const sql = withValues
+        ? `SELECT l.key, l.create_revision, l.mod_revision, l.version, CAST(l.lease AS TEXT) AS lease, kv.value FROM live l JOIN kv ON kv.id = l.id WHERE ${w.sql} ORDER BY l.key LIMIT ?`
+        : `SELECT l.key, l.create_revision, l.mod_revision, l.version, CAST(l.lease AS TEXT) AS lease FROM live l WHERE ${w.sql} ORDER BY l.key LIMIT ?`;
+      const rows = this.stmt(sql).all(...w.params, limit > 0 ? limit : -1) as KeyValue[];
+      if (!withValues) for (const row of rows) row.value = EMPTY;
+      return rows;
+    }
+    const out: KeyValue[] = [];
+    const byId = this.stmt(`SELECT ${KV_COLUMNS} FROM kv WHERE id = ?`);
+    for (const id of this.historicIds(r, at)) {
+      const row = byId.get(id) as KeyValue;
+      if (row.version === 0) continue;
+      if (!withValues) row.value = EMPTY;
+      out.push(row);
+      if (limit > 0 && out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** How many keys in `r` exist as of revision `at`, or now when `at` is null. */
+  count(r: KeyRange, at: number | null): number {
+    if (r.kind === 'empty') return 0;
+    const w = where(r, 'key');
+    if (at === null) return this.stmt(`SELECT count(*) FROM live WHERE ${w.sql}`).pluck().get(...w.params) as number;
+    return this.stmt(
+      `SELECT count(*) FROM (SELECT max(id) AS id FROM kv WHERE ${w.sql} AND mod_revision <= ? GROUP BY key) g JOIN kv ON kv.id = g.id WHERE kv.version > 0`,
+    )
+      .pluck()
+      .get(...w.params, at) as number;
+  }
+
+  /** Row ids of the newest change at or below `rev` of each key in `r`, in key order (tombstones included). */
+  private historicIds(r: KeyRange, rev: number): number[] {
+    const w = where(r, 'key');
+    return this.stmt(`SELECT max(id) FROM kv WHERE ${w.sql} AND mod_revision <= ? GROUP BY key ORDER BY key`)
+      .pluck()
+      .all(...w.params, rev) as number[];
+  }
+
+  /** The current row of `key`, without its value. */
+  liveRow(key: Buffer): LiveRow | undefined {
+    return this.stmt('SELECT key, id, create_revision, mod_revision, version, CAST(lease AS TEXT) AS lease FROM live WHERE key = ?').get(key) as
+      | LiveRow
+      | undefined;
+  }
+
+  liveRows(r: KeyRange): LiveRow[] {
+    if (r.kind === 'empty') return [];
+    const w = where(r, 'key');
+    return this.stmt(`SELECT key, id, create_revision, mod_revision, version, CAST(lease AS TEXT) AS lease FROM live WHERE ${w.sql} ORDER BY key`).all(
+      ...w.params,
+    ) as LiveRow[];
+  }
+
+  valueOf(row: LiveRow): Buffer {
+    return this.stmt('SELECT value FROM kv WHERE id = ?').pluck().get(row.id) as Buffer;
+  }
+
+  toKeyValue(row: LiveRow, withValue = true): KeyValue {
+    return {
+      key: row.key,
+      create_revision: row.create_revision,
+      mod_revision: row.mod_revision,
+      version: row.version,
+      lease: row.lease,
+      value: withValue ? this.valueOf(row) : EMPTY,
+    };
+  }
+
+  /** The key as it was just before `rev` (for a watch event's prev_kv), if it existed then and is not compacted away. */
+  kvBefore(key: Buffer, rev: number): KeyValue | undefined {
+    const row = this.stmt(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ? AND mod_revision < ? ORDER BY mod_revision DESC, id DESC LIMIT 1`).get(key, rev) as
+      | KeyValue
+      | undefined;
+    return row && row.version > 0 ? row : undefined;
+  }
+
+  /**
+   * History from `fromRev` on, in order, at most about `maxRows` rows but never part of a revision.
+   * `upTo` is the last revision the events cover (fromRev - 1 when there are none).
+   */
+  eventsFrom(fromRev: number, maxRows: number): { events: StoreEvent[]; upTo: number } {
+    let rows = this.stmt(`SELECT ${KV_COLUMNS} FROM kv WHERE mod_revision >= ? ORDER BY mod_revision, id LIMIT ?`).all(fromRev, maxRows) as KeyValue[];
+    let upTo = this.rev;
+    if (rows.length === maxRows) {
+      const last = rows[rows.length - 1].mod_revision;
+      if (rows[0].mod_revision === last) {
+        // One revision larger than a chunk (a big delete-range): take it whole.
+        rows = this.stmt(`SELECT ${KV_COLUMNS} FROM kv WHERE mod_revision = ? ORDER BY id`).all(last) as KeyValue[];
+        upTo = last;
+      } else {
+        rows = rows.filter((r) => r.mod_revision < last);
+        upTo = last - 1;
+      }
+    }
+    return { events: rows.map(toEvent), upTo };
+  }
+
+  /** Bytes on disk: the database file and its write-ahead log. */
+  dbSize(): { size: number; inUse: number } {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    let wal = 0;
+    try {
+      wal = statSync(`${this.path}-wal`).size;
+    } catch {
+      wal = 0;
+    }
+    return { size: pages * pageSize + wal, inUse: (pages - free) * pageSize };
+  }
+
+  // ---- writes (inside a batch transaction) -------------------------------------------------------------------
+
+  /** Writes `key` at `rev`; returns the new version. `prev` is the key's current row, if it exists. */
+  put(key: Buffer, value: Buffer, lease: string, rev: number, prev: LiveRow | undefined): KeyValue {
+    const kv: KeyValue = {
+      key,
+      value,
+      lease,
+      mod_revision: rev,
+      create_revision: prev ? prev.create_revision : rev,
+      version: prev ? prev.version + 1 : 1,
+    };
+    const leaseInt = BigInt(lease);
+    const id = this.stmt('INSERT INTO kv (key, mod_revision, create_revision, version, lease, value) VALUES (?, ?, ?, ?, ?, ?)').run(
+      key,
+      rev,
+      kv.create_revision,
+      kv.version,
+      leaseInt,
+      value,
+    ).lastInsertRowid;
+    this.stmt(
+      'INSERT INTO live (key, id, create_revision, mod_revision, version, lease) VALUES (?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT(key) DO UPDATE SET id = excluded.id, create_revision = excluded.create_revision, mod_revision = excluded.mod_revision, version = excluded.version, lease = excluded.lease',
+    ).run(key, id, kv.create_revision, rev, kv.version, leaseInt);
+    this.pending.push({ type: 'PUT', kv });
+    return kv;
+  }
+
+  /** Deletes the existing key `row` at `rev`, leaving a tombstone in history. */
+  delete(row: LiveRow, rev: number): void {
+    this.stmt('INSERT INTO kv (key, mod_revision, create_revision, version, lease, value) VALUES (?, ?, 0, 0, 0, ?)').run(row.key, rev, EMPTY);
+    this.stmt('DELETE FROM live WHERE key = ?').run(row.key);
+    this.pending.push({ type: 'DELETE', kv: { key: row.key, mod_revision: rev, create_revision: 0, version: 0, value: EMPTY, lease: NO_LEASE } });
+  }
+
+  /** How many changes the running batch has made so far. */
+  get pendingChanges(): number {
+    return this.pending.length;
+  }
+
+  /** The changes of the running batch, handed over once (after commit, or discarded after a rollback). */
+  takeEvents(): StoreEvent[] {
+    const out = this.pending;
+    this.pending = [];
+    return out;
+  }
+
+  /** Keys that carry a lease, for rebuilding the lessor's view at start. */
+  leasedKeys(): Array<{ key: Buffer; lease: string }> {
+    return this.stmt('SELECT key, CAST(lease AS TEXT) AS lease FROM live WHERE lease != 0').all() as Array<{ key: Buffer; lease: string }>;
+  }
+
+  persistedLeases(): PersistedLease[] {
+    return this.stmt('SELECT CAST(id AS TEXT) AS id, ttl FROM leases').all() as PersistedLease[];
+  }
+
+  saveLease(id: string, ttl: number): void {
+    this.stmt('INSERT INTO leases (id, ttl) VALUES (?, ?)').run(BigInt(id), ttl);
+  }
+
+  dropLease(id: string): void {
+    this.stmt('DELETE FROM leases WHERE id = ?').run(BigInt(id));
+  }
+
+  // ---- compaction --------------------------------------------------------------------------------------------
+
+  /**
+   * Removes, for keys changed in (physicalCompactRev, compactRev], every version older than the newest one at or
+   * below compactRev, and that newest one too when it is a tombstone below compactRev (a tombstone at exactly
+   * compactRev stays, so a watch started at the compaction revision still sees that delete).
+   * Works through at most `maxRows` changes per call, each call one transaction; returns true when done.
+   */
+  compactStep(maxRows: number): boolean {
+    const target = this.compactRev;
+    if (this.physicalCompactRev >= target) return true;
+    const maxId = this.stmt('SELECT max(id) FROM kv WHERE mod_revision <= ?').pluck();
+    this.compactCursor ??= (maxId.get(this.physicalCompactRev) as number | null) ?? 0;
+    const lastId = (maxId.get(target) as number | null) ?? 0;
+    const rows =
+      lastId > this.compactCursor
+        ? (this.stmt('SELECT id, key, mod_revision FROM kv WHERE id > ? AND id <= ? ORDER BY id LIMIT ?').all(this.compactCursor, lastId, maxRows) as Array<{
+            id: number;
+            key: Buffer;
+            mod_revision: number;
+          }>)
+        : [];
+    const newest = this.stmt('SELECT id, version, mod_revision FROM kv WHERE key = ? AND mod_revision <= ? ORDER BY mod_revision DESC, id DESC LIMIT 1');
+    const dropOlder = this.stmt('DELETE FROM kv WHERE key = ? AND mod_revision <= ? AND id < ?');
+    const dropRow = this.stmt('DELETE FROM kv WHERE id = ?');
+    const done = rows.length < maxRows;
+    this.db.transaction(() => {
+      const seen = new Set<string>();
+      for (const row of rows) {
+        const k = row.key.toString('latin1');
+        if (seen.has(k)) continue;
+        seen.add(k);
+        const top = newest.get(row.key, target) as { id: number; version: number; mod_revision: number } | undefined;
+        if (!top) continue;
+        dropOlder.run(row.key, target, top.id);
+        if (top.version === 0 && top.mod_revision < target) dropRow.run(top.id);
+      }
+      // On disk, progress is the revision below which all history is compacted: a restart resumes from there.
+      if (done) this.physicalCompactRev = target;
+      else this.physicalCompactRev = Math.max(this.physicalCompactRev, rows[rows.length - 1].mod_revision - 1);
+      this.persistMeta();
+    })();
+    this.compactCursor = done ? undefined : rows[rows.length - 1].id;
+    return done;
+  }
+}
+
+export const EMPTY = Buffer.alloc(0);
+
+function toEvent(row: KeyValue): StoreEvent {
+  if (row.version === 0) return { type: 'DELETE', kv: { key: row.key, mod_revision: row.mod_revision, create_revision: 0, version: 0, value: EMPTY, lease: NO_LEASE } };
+  return { type: 'PUT', kv: row };
+}

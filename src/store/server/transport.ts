@@ -1,0 +1,53 @@
+// The TLS listener in front of gRPC: trustplane's TLS policy with client certificates required, sockets handed to grpc-js.
+import type { Socket } from 'node:net';
+import { createServer, type TLSSocket } from 'node:tls';
+import { serverOptions, type MinVersion } from '../../tls/policy.js';
+
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+  ca: string;
+  minVersion?: MinVersion;
+}
+
+export interface TlsListener {
+  port: number;
+  /** Stops accepting and destroys every open connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * grpc-js's own TLS credentials cannot carry the project's TLS policy (minimum version, suites, no tickets), so
+ * TLS ends here and each authenticated socket is injected into grpc-js as an HTTP/2 connection. A client without
+ * a certificate from `ca` fails the handshake and never reaches gRPC.
+ */
+export function listenTls(
+  where: { host: string; port: number },
+  tls: TlsMaterial,
+  onSecure: (socket: TLSSocket) => void,
+): Promise<TlsListener> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ ...serverOptions({ ...tls, clientCert: 'require' }), ALPNProtocols: ['h2'] }, (socket) => onSecure(socket));
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  // Failed handshakes (no certificate, wrong CA, old protocol) are the client's problem; keep serving.
+  server.on('tlsClientError', () => undefined);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where.port, where.host, () => {
+      server.off('error', reject);
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : where.port;
+      resolve({
+        port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            for (const s of sockets) s.destroy();
+          }),
+      });
+    });
+  });
+}
