@@ -1,17 +1,13 @@
 // CA issuance rates: in-process on one core, and through the CA service's mTLS API, beside OpenSSL's P-256 bound.
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { AuditLog } from '../src/ca/audit.js';
-import { CaClient } from '../src/ca/client.js';
 import { CaService } from '../src/ca/service.js';
 import { CaStateFile } from '../src/ca/state.js';
 import { openKeyStore } from '../src/keystore/registry.js';
 import { buildCsr, generateKeyPair, pemEncode } from '../src/pki/index.js';
 import { systemClock } from '../src/util/clock.js';
-import { caPaths } from '../src/util/datadir.js';
-import { waitFor } from '../src/util/wait.js';
-import { tpSpawn, killChild } from '../test/helpers/cli.js';
 import { tempDir } from '../test/helpers/tmp.js';
+import { startCaChild } from '../test/ca/helpers.js';
 import { opensslP256, result, type Benchmark } from './lib.js';
 
 const KUBELET = 'kubernetes.io/kube-apiserver-client-kubelet';
@@ -57,18 +53,9 @@ async function inProcess(csrs: string[], seconds: number): Promise<number> {
 
 async function throughApi(csrs: string[], seconds: number): Promise<{ rate: number; workers: number }> {
   const tmp = tempDir('tp-bench-caapi-');
-  const ca = tpSpawn(['ca', 'serve', '--data-dir', tmp.path]);
+  const ca = await startCaChild(tmp.path);
   try {
-    const p = caPaths(tmp.path);
-    await waitFor('CA service', () => {
-      try {
-        return (JSON.parse(readFileSync(p.endpoint, 'utf8')) as { pid: number; url: string }).pid === ca.child.pid ? true : undefined;
-      } catch {
-        return undefined;
-      }
-    }, 30000);
-    const ep = JSON.parse(readFileSync(p.endpoint, 'utf8')) as { url: string };
-    const fleet = new CaClient({ url: ep.url, cert: readFileSync(p.fleetCert, 'utf8'), key: readFileSync(p.fleetKey, 'utf8'), ca: readFileSync(p.serviceCa, 'utf8') });
+    const fleet = ca.fleet();
     await fleet.createCluster({ name: 'bench' });
     const batchSize = 64;
     const inflight = 8;
@@ -90,10 +77,9 @@ async function throughApi(csrs: string[], seconds: number): Promise<{ rate: numb
     await run(Date.now() + 1000); // warm-up
     const start = Date.now();
     const n = await run(start + seconds * 1000);
-    fleet.close();
     return { rate: n / ((Date.now() - start) / 1000), workers: cpus().length };
   } finally {
-    await killChild(ca.child, 'SIGTERM');
+    await ca.stop('SIGTERM');
     tmp.remove();
   }
 }

@@ -36,12 +36,14 @@ export function opensslP256(seconds = 2): { sign: number; verify: number; bound:
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  // -mr output: "+F4:<n>:<bits>:<sign time>:<verify time>" (seconds per operation)
+  // -mr output: "+F4:<n>:<bits>:<sign>:<verify>". OpenSSL 3 prints operations per second; 1.1 printed seconds per
+  // operation. A value below 1 can only be the latter.
   const line = out.split('\n').find((l) => l.startsWith('+F4:'));
   if (!line) throw new Error(`cannot read openssl speed output:\n${out}`);
   const parts = line.split(':');
-  const sign = 1 / Number(parts[3]);
-  const verify = 1 / Number(parts[4]);
+  const rate = (v: string) => (Number(v) < 1 ? 1 / Number(v) : Number(v));
+  const sign = rate(parts[3]);
+  const verify = rate(parts[4]);
   return { sign, verify, bound: 1 / (1 / sign + 1 / verify) };
 }
 

@@ -1,16 +1,21 @@
 // Wires one CA service: key store, state, audit log, TLS identity, the API listener, and the local fleet credential.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openKeyStore } from '../keystore/registry.js';
 import type { KeyStore, KeyStoreConfig } from '../keystore/keystore.js';
-import { buildCsr, generateKeyPair, parseCertificate, pemEncode } from '../pki/index.js';
+import { parseCertificate } from '../pki/index.js';
 import type { MinVersion } from '../tls/policy.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { caPaths } from '../util/datadir.js';
-import { TrustplaneError, invalid } from '../util/errors.js';
+import { invalid } from '../util/errors.js';
+import { claimPidFile } from '../util/pidfile.js';
 import { writeFileAtomic } from '../util/files.js';
 import { availableParallelism } from 'node:os';
 import { AuditLog } from './audit.js';
+import { localCredential } from './credential.js';
+
+/** The service writes the subject of its own credentials from the role; the CSR's subject is only a placeholder. */
+const PLACEHOLDER_SUBJECT = [{ type: 'CN', value: 'trustplane' }];
 import { CsrPool } from './csr-pool.js';
 import { startCaServer } from './server.js';
 import { CaService } from './service.js';
@@ -62,24 +67,11 @@ function loadKeyStoreChoice(path: string, given: StoredKeyStoreConfig | undefine
   return choice;
 }
 
-/** Generate a local key, have the service certify it, and return both (the key never leaves this process or its 0600 file). */
-async function localCredential(issue: (csrPem: string) => Promise<{ certificate: string; chain: string[] }>) {
-  const kp = await generateKeyPair({ kind: 'ec', curve: 'P-256' });
-  const csr = await buildCsr({ subject: [{ type: 'CN', value: 'trustplane' }], signer: kp.signer });
-  const issued = await issue(pemEncode('CERTIFICATE REQUEST', csr));
-  return { cert: issued.certificate + issued.chain.join(''), key: kp.privateKeyPem };
-}
-
 export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
   const p = caPaths(o.dataDir);
   const clock = o.clock ?? systemClock;
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  if (existsSync(p.pid)) {
-    const other = Number(readFileSync(p.pid, 'utf8'));
-    if (other && other !== process.pid && isAlive(other))
-      throw new TrustplaneError('Conflict', `a CA service (pid ${other}) already runs for data dir ${o.dataDir}`, 'stop it first, or use another --data-dir');
-  }
-  writeFileSync(p.pid, String(process.pid), { mode: 0o600 });
+  const release = claimPidFile(p.pid, `a CA service for data dir ${o.dataDir}`);
   const choice = loadKeyStoreChoice(p.config, o.keystore);
   const keys = await openKeyStore(resolveKeyStoreConfig(p.keystore, choice));
   const audit = new AuditLog(p.audit, clock);
@@ -91,7 +83,7 @@ export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
 
   // The API's TLS key is made afresh at every start and lives only in memory.
   const host = o.host ?? '127.0.0.1';
-  const tlsId = await localCredential((csr) => service.issueServiceCertificate(csr, { role: 'server', dns: ['localhost'], ip: ['127.0.0.1', '::1'] }, 'ca-service'));
+  const tlsId = await localCredential(PLACEHOLDER_SUBJECT, (csr) => service.issueServiceCertificate(csr, { role: 'server', dns: ['localhost'], ip: ['127.0.0.1', '::1'] }, 'ca-service'));
   const server = await startCaServer({ service, audit, host, port: o.port ?? 0, cert: tlsId.cert, key: tlsId.key, minVersion: o.minVersion });
 
   // The local fleet administrator's credential, renewed when it nears expiry.
@@ -100,7 +92,7 @@ export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
     !existsSync(p.fleetCert) || !existsSync(p.fleetKey) || readFileSync(p.serviceCa, 'utf8') !== serviceCa ||
     parseCertificate(readFileSync(p.fleetCert, 'utf8')).notAfter.getTime() - clock.now().getTime() < 30 * 86400_000;
   if (needFleet) {
-    const fleet = await localCredential((csr) => service.issueServiceCertificate(csr, { role: 'fleet', name: 'admin' }, 'ca-service'));
+    const fleet = await localCredential(PLACEHOLDER_SUBJECT, (csr) => service.issueServiceCertificate(csr, { role: 'fleet', name: 'admin' }, 'ca-service'));
     mkdirSync(dirname(p.fleetCert), { recursive: true, mode: 0o700 });
     writeFileAtomic(p.fleetKey, fleet.key, 0o600);
     writeFileAtomic(p.fleetCert, fleet.cert, 0o600);
@@ -122,16 +114,7 @@ export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
       audit.close();
       await keys.close();
       rmSync(p.endpoint, { force: true });
-      rmSync(p.pid, { force: true });
+      release();
     },
   };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

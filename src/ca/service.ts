@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KeyStore } from '../keystore/keystore.js';
 import type { KeyAlgorithm, Name, ParsedCsr, Signer } from '../pki/types.js';
-import { buildCertificate, crossSign, formatName, parseCertificate, parseCsr, pemEncode, selfSignedCa, sha256Fingerprint } from '../pki/index.js';
+import { buildCertificate, crossSign, formatName, parseCertificate, parseCsr, pemEncode, selfSignedCa } from '../pki/index.js';
 import type { Clock } from '../util/clock.js';
 import { TrustplaneError, forbidden, invalid, notFound, conflict } from '../util/errors.js';
 import { Mutex } from '../util/mutex.js';

@@ -95,7 +95,9 @@ export function verifyChain(
     for (const ca of candidates) {
       if (!sameName(issuerName, { der: ca.subjectDer, name: ca.subject })) continue;
       if (child.authorityKeyId && ca.subjectKeyId && !child.authorityKeyId.equals(ca.subjectKeyId)) continue;
-      if (path.some((p) => p.sha256 === ca.sha256)) continue;
+      // Another certificate for a name and key already on the path (a generation's self-signed root next to its
+      // cross-certificate) only makes the path longer.
+      if (path.some((p) => p.sha256 === ca.sha256 || (p !== leaf && p.subjectDer.equals(ca.subjectDer) && p.publicKey.equals(ca.publicKey)))) continue;
       found = true;
       const problem = issuerProblem(ca, child, path, at, purpose, keyOf);
       if (problem) {

@@ -49,7 +49,7 @@ export function describeTag(tag: number): string {
   if (known) return `${known} (${hex})`;
   const cls = tag >> 6;
   const form = tag & 0x20 ? 'constructed' : 'primitive';
-  if (cls === 2) return `[${tag & 0x1f}] ${form} (${hex})`;
+  if (cls === 2 && (tag & 0x1f) !== 0x1f) return `[${tag & 0x1f}] ${form} (${hex})`;
   return `tag ${hex}`;
 }
 
@@ -129,6 +129,7 @@ export class DerReader {
   /** The next element, which must have `tag`. */
   read(tag: number, what: string): Tlv {
     if (this.pos < this.end && this.buf[this.pos] !== tag) {
+      if ((this.buf[this.pos] & 0x1f) === 0x1f) this.any(what); // reports the high-tag-number form itself
       throw this.fail(`${what}: expected ${describeTag(tag)} but found ${describeTag(this.buf[this.pos])} at byte ${this.pos}`);
     }
     return this.any(what);

@@ -22,3 +22,15 @@ export function caPaths(dataDir: string) {
     serviceCa: join(dir, 'fleet', 'service-ca.crt'),
   };
 }
+
+export function clusterPaths(dataDir: string, cluster: string) {
+  const dir = join(dataDir, 'clusters', cluster);
+  return {
+    dir,
+    storeDir: join(dir, 'store'),
+    storeDb: join(dir, 'store', 'state.db'),
+    storeEndpoint: join(dir, 'store', 'endpoint.json'),
+    storePid: join(dir, 'store', 'store.pid'),
+    storeLog: join(dir, 'store', 'store.log'),
+  };
+}

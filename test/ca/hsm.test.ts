@@ -5,13 +5,10 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { openKeyStore } from '../../src/keystore/registry.js';
 import { makeSoftHsmToken, removeSoftHsmTokens, type SoftHsmToken } from '../keystore/softhsm.js';
-import { waitFor } from '../../src/util/wait.js';
-import { caPaths } from '../../src/util/datadir.js';
-import { killChild, tp, tpSpawn } from '../helpers/cli.js';
+import { tp } from '../helpers/cli.js';
 import { opensslCsr, opensslVerify } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
-import { startTestCa, type TestCa } from './helpers.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { startCaChild, startTestCa, type TestCa } from './helpers.js';
 
 let token: SoftHsmToken;
 let ca: TestCa | undefined;
@@ -62,12 +59,7 @@ test('trustplane ca serve --keystore pkcs11 as a real process, PIN from a file; 
   writeFileSync(pinFile, t2.pin + '\n', { mode: 0o600 });
   const start = async (args: string[]) => {
     // The PIN comes from --pkcs11-pin-file on the first start; the second start gets it from the environment.
-    const proc = tpSpawn(['ca', 'serve', '--data-dir', dataDir, ...args], args.length ? { ...t2.env, TRUSTPLANE_PKCS11_PIN: undefined } : { ...t2.env, TRUSTPLANE_PKCS11_PIN: t2.pin });
-    await waitFor('CA endpoint', () => {
-      const p = caPaths(dataDir).endpoint;
-      return existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { pid: number }).pid === proc.child.pid ? true : undefined;
-    }, 30000);
-    return proc;
+    return startCaChild(dataDir, args, args.length ? { ...t2.env, TRUSTPLANE_PKCS11_PIN: undefined } : { ...t2.env, TRUSTPLANE_PKCS11_PIN: t2.pin });
   };
   let proc = await start(['--keystore', 'pkcs11', '--pkcs11-module', t2.module, '--pkcs11-token', t2.tokenLabel, '--pkcs11-pin-file', pinFile]);
   try {
@@ -75,12 +67,12 @@ test('trustplane ca serve --keystore pkcs11 as a real process, PIN from a file; 
     assert.equal(c.status, 0, c.stderr);
     const status = JSON.parse(tp(['ca', 'status', '-o', 'json', '--data-dir', dataDir]).stdout);
     assert.equal(status.keystore, 'pkcs11');
-    await killChild(proc.child, 'SIGTERM');
+    await proc.stop('SIGTERM');
     proc = await start([]); // remembered: no flags needed
     assert.equal(JSON.parse(tp(['ca', 'status', '-o', 'json', '--data-dir', dataDir]).stdout).keystore, 'pkcs11');
     assert.equal(tp(['clusters', 'describe', 'p', '--data-dir', dataDir]).status, 0);
   } finally {
-    await killChild(proc.child, 'SIGTERM');
+    await proc.stop('SIGTERM');
   }
   // The keys are on the token: a store opened directly on it lists them.
   const direct = await openKeyStore({ type: 'pkcs11', module: t2.module, tokenLabel: t2.tokenLabel, pin: t2.pin });

@@ -4,12 +4,11 @@ import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CaClient } from '../../src/ca/client.js';
 import { loadKek } from '../../src/keystore/soft/kek.js';
 import { openKeyFile } from '../../src/keystore/soft/key-file.js';
 import { caPaths } from '../../src/util/datadir.js';
-import { waitFor } from '../../src/util/wait.js';
-import { killChild, tp, tpSpawn } from '../helpers/cli.js';
+import { tp } from '../helpers/cli.js';
+import { startCaChild } from './helpers.js';
 import { opensslCsr } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -29,18 +28,10 @@ test('no CA private key leaks into responses, logs, state, audit or any file out
   const tmp = tempDir('tp-secrets-');
   const dataDir = join(tmp.path, 'data');
   const p = caPaths(dataDir);
-  const ca = tpSpawn(['ca', 'serve', '--data-dir', dataDir]);
+  const ca = await startCaChild(dataDir);
   const responses: string[] = [];
   try {
-    await waitFor('CA endpoint', () => {
-      try {
-        return (JSON.parse(readFileSync(p.endpoint, 'utf8')) as { pid: number }).pid === ca.child.pid || undefined;
-      } catch {
-        return undefined;
-      }
-    }, 30000);
-    const url = (JSON.parse(readFileSync(p.endpoint, 'utf8')) as { url: string }).url;
-    const fleet = new CaClient({ url, cert: readFileSync(p.fleetCert, 'utf8'), key: readFileSync(p.fleetKey, 'utf8'), ca: readFileSync(p.serviceCa, 'utf8') });
+    const fleet = ca.fleet();
     const keep = (v: unknown) => responses.push(JSON.stringify(v));
     keep(await fleet.createCluster({ name: 'one' }));
     keep(await fleet.createCluster({ name: 'two', keyAlgorithm: { kind: 'rsa', bits: 2048 } }));
@@ -59,9 +50,8 @@ test('no CA private key leaks into responses, logs, state, audit or any file out
       const r = tp([...args, '--data-dir', dataDir]);
       responses.push(r.stdout, r.stderr);
     }
-    fleet.close();
   } finally {
-    await killChild(ca.child, 'SIGTERM');
+    await ca.stop('SIGTERM');
   }
   responses.push(ca.output());
 

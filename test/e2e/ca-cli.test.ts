@@ -8,6 +8,7 @@ import { waitFor } from '../../src/util/wait.js';
 import { isAlive, killChild, tp, tpSpawn } from '../helpers/cli.js';
 import { opensslCsr, opensslVerify, openssl } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
+import { startCaChild, type CaChild } from '../ca/helpers.js';
 
 function endpointPid(dataDir: string): number | undefined {
   const p = caPaths(dataDir).endpoint;
@@ -17,16 +18,15 @@ function endpointPid(dataDir: string): number | undefined {
 describe('trustplane ca serve + clusters (real processes)', () => {
   const tmp = tempDir('tp-e2e-ca-');
   const dataDir = join(tmp.path, 'data');
-  let ca: ReturnType<typeof tpSpawn>;
+  let ca: CaChild;
 
   const startCa = async () => {
-    ca = tpSpawn(['ca', 'serve', '--data-dir', dataDir]);
-    await waitFor('CA service endpoint', () => endpointPid(dataDir) === ca.child.pid || undefined, 30000);
+    ca = await startCaChild(dataDir);
   };
 
   before(startCa);
   after(async () => {
-    await killChild(ca.child);
+    await ca.stop();
     tmp.remove();
   });
 
@@ -87,7 +87,7 @@ describe('trustplane ca serve + clusters (real processes)', () => {
   test('kill -9 and restart: the same authorities come back and keep signing', async () => {
     const before = JSON.parse(tp(['clusters', 'describe', 'prod', '-o', 'json', '--data-dir', dataDir]).stdout);
     const pid = ca.child.pid!;
-    await killChild(ca.child, 'SIGKILL');
+    await ca.stop('SIGKILL');
     assert.equal(isAlive(pid), false);
     await startCa();
     const afterView = JSON.parse(tp(['clusters', 'describe', 'prod', '-o', 'json', '--data-dir', dataDir]).stdout);

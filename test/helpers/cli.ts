@@ -36,11 +36,4 @@ export async function killChild(child: ChildProcess, signal: NodeJS.Signals = 'S
   await exited(child);
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isProcessAlive as isAlive } from '../../src/util/pidfile.js';

@@ -141,10 +141,13 @@ export interface RawClient {
   close(): void;
 }
 
-export function rawClient(endpoint: string, tls: { ca: string; cert: string; key: string }): RawClient {
+export function rawClient(endpoint: string, tls: { ca: string; cert?: string; key?: string }): RawClient {
   const pkg = etcdserverpb();
   const address = endpoint.replace(/^https:\/\//, '');
-  const creds = grpc.credentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert));
+  const creds =
+    tls.cert && tls.key
+      ? grpc.credentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert))
+      : grpc.credentials.createSsl(Buffer.from(tls.ca));
   const opts: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 };
   const kv = new (pkg.KV as unknown as Ctor)(address, creds, opts);
   const shared = { ...opts, channelOverride: kv.getChannel() } as grpc.ChannelOptions;

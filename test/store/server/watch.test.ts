@@ -174,7 +174,7 @@ describe('store server Watch', () => {
 
   it('a long history replays in full, in chunks', async () => {
     const start = Number((await t.client.range({ key: b('x') })).header.revision) + 1;
-    const n = 2500;
+    const n = 1500;
     for (let i = 0; i < n; i += 250) await Promise.all(Array.from({ length: 250 }, (_, j) => put(`l/${(i + j) % 50}`, 'v'.repeat(100))));
     const s = t.client.watch();
     await create(s, { key: b('l/'), range_end: prefixEnd('l/'), start_revision: start, prev_kv: true });
@@ -185,6 +185,21 @@ describe('store server Watch', () => {
       Array.from({ length: n }, (_, i) => start + i),
     );
     assert.ok(evs.slice(50).every((e) => e.prev_kv && e.prev_kv.key.length > 0));
+    s.close();
+  });
+
+  it('a burst larger than the stream buffers arrives complete and in order (slow-consumer path)', async () => {
+    const s = t.client.watch();
+    await create(s, { key: b('big/'), range_end: prefixEnd('big/') });
+    const start = Number((await t.client.range({ key: b('x') })).header.revision) + 1;
+    const n = 400;
+    const value = Buffer.alloc(48 * 1024, 'v');
+    await Promise.all(Array.from({ length: n }, (_, i) => t.client.put({ key: b(`big/${i % 7}`), value })));
+    const evs = await events(s, n, 15000);
+    assert.deepEqual(
+      evs.map((e) => Number(e.kv.mod_revision)),
+      Array.from({ length: n }, (_, i) => start + i),
+    );
     s.close();
   });
 

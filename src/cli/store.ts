@@ -1,0 +1,133 @@
+// `trustplane store ...`: a cluster's embedded etcd-compatible state store, credentials for etcdctl, and certificates for real etcd members.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { localCredential } from '../ca/credential.js';
+import { runStoreProcess, type StoreEndpoint } from '../store/process.js';
+import { parseMinVersion } from '../tls/policy.js';
+import { clusterPaths } from '../util/datadir.js';
+import { parseDuration } from '../util/duration.js';
+import { invalid } from '../util/errors.js';
+import { writeFileAtomic } from '../util/files.js';
+import { parseListen } from './ca.js';
+import { dataDirOf, fleetClient, type GlobalOptions } from './context.js';
+import { outputFormat, printJson } from './output.js';
+
+function storeUrl(dataDir: string, cluster: string): string | undefined {
+  const p = clusterPaths(dataDir, cluster).storeEndpoint;
+  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as StoreEndpoint).url : undefined;
+}
+
+function writeBundle(dir: string, files: Record<string, { data: string; mode: number }>): Record<string, string> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const out: Record<string, string> = {};
+  for (const [name, f] of Object.entries(files)) {
+    const path = join(dir, name);
+    writeFileAtomic(path, f.data, f.mode);
+    out[name] = path;
+  }
+  return out;
+}
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  const store = program.command('store').description("a cluster's state store: the etcd v3 API over embedded SQLite, or a real etcd cluster");
+
+  store
+    .command('serve')
+    .description("serve a cluster's state store (etcd v3 API, mutual TLS from the cluster's etcd API CA) in the foreground")
+    .requiredOption('--cluster <name>', 'the cluster whose state this store holds')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:0')
+    .option('--auto-compaction-retention <revisions>', 'keep this many revisions; older ones are compacted periodically (0 = never)', '10000')
+    .option('--auto-compaction-interval <duration>', 'how often automatic compaction runs', '5m')
+    .option('--synchronous <mode>', 'SQLite synchronous setting: FULL (an acknowledged write survives power loss) or NORMAL (survives a process crash only)', 'FULL')
+    .option('--tls-min-version <v>', 'minimum TLS version: 1.2 or 1.3', '1.2')
+    .action(async (o: { cluster: string; listen: string; autoCompactionRetention: string; autoCompactionInterval: string; synchronous: string; tlsMinVersion: string }) => {
+      const dataDir = dataDirOf(globals());
+      const { host, port } = parseListen(o.listen);
+      const retain = Number(o.autoCompactionRetention);
+      if (!Number.isInteger(retain) || retain < 0) throw invalid(`--auto-compaction-retention "${o.autoCompactionRetention}" is not a whole number`);
+      const sync = o.synchronous.toUpperCase();
+      if (sync !== 'FULL' && sync !== 'NORMAL') throw invalid(`--synchronous "${o.synchronous}" must be FULL or NORMAL`);
+      const ca = fleetClient(dataDir);
+      const running = await runStoreProcess({
+        dataDir,
+        cluster: o.cluster,
+        ca,
+        host,
+        port,
+        minVersion: parseMinVersion(o.tlsMinVersion),
+        synchronous: sync,
+        compaction: retain > 0 ? { intervalMs: parseDuration(o.autoCompactionInterval, '--auto-compaction-interval') * 1000, retainRevisions: retain } : undefined,
+      });
+      ca.close();
+      process.stdout.write(`state store of cluster ${o.cluster} listening on ${running.url} (${clusterPaths(dataDir, o.cluster).storeDb})\n`);
+      await new Promise<void>((done) => {
+        const stop = () => void running.stop().then(done);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+
+  store
+    .command('credentials <cluster>')
+    .description("admin only: write the etcd API CA bundle and a client certificate and key that etcdctl uses as they are")
+    .requiredOption('--out <dir>', 'directory for ca.crt, client.crt and client.key (0600)')
+    .option('--name <cn>', 'the client certificate common name', 'trustplane-admin')
+    .option('-o, --output <format>', 'json')
+    .action(async (cluster: string, o: { out: string; name: string; output?: string }) => {
+      const fmt = outputFormat(o.output ?? globals().output);
+      const dataDir = dataDirOf(globals());
+      const ca = fleetClient(dataDir);
+      try {
+        const view = await ca.describeCluster(cluster);
+        const apiCa = view.authorities.find((a) => a.kind === 'etcd-api')!.bundle;
+        const cred = await localCredential([{ type: 'CN', value: o.name }], (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-client', csr }));
+        const dir = resolve(o.out);
+        const files = writeBundle(dir, { 'ca.crt': { data: apiCa, mode: 0o644 }, 'client.crt': { data: cred.cert, mode: 0o644 }, 'client.key': { data: cred.key, mode: 0o600 } });
+        const url = storeUrl(dataDir, cluster) ?? 'https://127.0.0.1:<store port>';
+        const flags = `--endpoints=${url} --cacert=${files['ca.crt']} --cert=${files['client.crt']} --key=${files['client.key']}`;
+        if (fmt === 'json') printJson({ cluster, endpoint: url, files, notAfter: cred.notAfter, etcdctlFlags: flags });
+        else process.stdout.write(`Wrote ${dir}/{ca.crt,client.crt,client.key} (expires ${cred.notAfter}).\nUse them with:\n  ETCDCTL_API=3 etcdctl ${flags} endpoint status\n`);
+      } finally {
+        ca.close();
+      }
+    });
+
+  store
+    .command('member-certs <cluster>')
+    .description('for a real etcd cluster: write one member\'s client-port certificate (etcd API CA) and peer certificate (etcd peer CA), and both CA bundles')
+    .requiredOption('--member <name>', 'the member name (certificate CN)')
+    .option('--ip <addresses>', 'comma-separated IP addresses the member listens on', '127.0.0.1')
+    .option('--dns <names>', 'comma-separated DNS names of the member', 'localhost')
+    .requiredOption('--out <dir>', 'directory for the files')
+    .option('-o, --output <format>', 'json')
+    .action(async (cluster: string, o: { member: string; ip: string; dns: string; out: string; output?: string }) => {
+      const fmt = outputFormat(o.output ?? globals().output);
+      const ca = fleetClient(dataDirOf(globals()));
+      const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+      const sans = { ip: split(o.ip), dns: split(o.dns) };
+      try {
+        const view = await ca.describeCluster(cluster);
+        const bundle = (k: string) => view.authorities.find((a) => a.kind === k)!.bundle;
+        const server = await localCredential([{ type: 'CN', value: o.member }], (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-server', csr }), { sans });
+        const peer = await localCredential([{ type: 'CN', value: o.member }], (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-peer', csr }), { sans });
+        const files = writeBundle(resolve(o.out), {
+          'etcd-api-ca.crt': { data: bundle('etcd-api'), mode: 0o644 },
+          'etcd-peer-ca.crt': { data: bundle('etcd-peer'), mode: 0o644 },
+          [`server-${o.member}.crt`]: { data: server.cert, mode: 0o644 },
+          [`server-${o.member}.key`]: { data: server.key, mode: 0o600 },
+          [`peer-${o.member}.crt`]: { data: peer.cert, mode: 0o644 },
+          [`peer-${o.member}.key`]: { data: peer.key, mode: 0o600 },
+        });
+        const f = (n: string) => files[n];
+        const etcdFlags = [
+          `--cert-file ${f(`server-${o.member}.crt`)} --key-file ${f(`server-${o.member}.key`)} --client-cert-auth --trusted-ca-file ${f('etcd-api-ca.crt')}`,
+          `--peer-cert-file ${f(`peer-${o.member}.crt`)} --peer-key-file ${f(`peer-${o.member}.key`)} --peer-client-cert-auth --peer-trusted-ca-file ${f('etcd-peer-ca.crt')}`,
+        ];
+        if (fmt === 'json') printJson({ cluster, member: o.member, files, etcdFlags: etcdFlags.join(' ') });
+        else process.stdout.write(`Wrote the certificates of member ${o.member} to ${resolve(o.out)}.\nStart it with these etcd flags:\n  ${etcdFlags.join(' \\\n  ')}\n`);
+      } finally {
+        ca.close();
+      }
+    });
+}

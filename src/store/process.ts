@@ -1,0 +1,72 @@
+// Wires one cluster's embedded state store: a serving certificate from the cluster's etcd API CA, then the etcd v3 server.
+import { mkdirSync, rmSync } from 'node:fs';
+import type { CaClient } from '../ca/client.js';
+import { localCredential } from '../ca/credential.js';
+import type { MinVersion } from '../tls/policy.js';
+import { clusterPaths } from '../util/datadir.js';
+import { claimPidFile } from '../util/pidfile.js';
+import { writeFileAtomic } from '../util/files.js';
+import { startStoreServer } from './server/index.js';
+
+export interface StoreProcessOptions {
+  dataDir: string;
+  cluster: string;
+  ca: CaClient;
+  host?: string;
+  port?: number;
+  minVersion?: MinVersion;
+  compaction?: { intervalMs: number; retainRevisions: number };
+  synchronous?: 'FULL' | 'NORMAL';
+}
+
+export interface StoreEndpoint {
+  url: string;
+  pid: number;
+  cluster: string;
+}
+
+export interface RunningStoreProcess {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** The store's TLS: a serving certificate and the client trust bundle, both from the cluster's etcd API CA. */
+export async function storeServingTls(ca: CaClient, cluster: string, host: string) {
+  const view = await ca.describeCluster(cluster);
+  const apiCa = view.authorities.find((a) => a.kind === 'etcd-api')!;
+  const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(host) ? [host] : [])])];
+  const cred = await localCredential(
+    [{ type: 'CN', value: `${cluster}-store` }],
+    (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-server', csr }),
+    { sans: { dns: ['localhost'], ip: ips } },
+  );
+  return { cert: cred.cert, key: cred.key, ca: apiCa.bundle };
+}
+
+export async function runStoreProcess(o: StoreProcessOptions): Promise<RunningStoreProcess> {
+  const p = clusterPaths(o.dataDir, o.cluster);
+  mkdirSync(p.storeDir, { recursive: true, mode: 0o700 });
+  const release = claimPidFile(p.storePid, `the state store of cluster "${o.cluster}"`);
+  const host = o.host ?? '127.0.0.1';
+  const tls = await storeServingTls(o.ca, o.cluster, host);
+  const store = await startStoreServer({
+    dbPath: p.storeDb,
+    host,
+    port: o.port ?? 0,
+    tls: { ...tls, minVersion: o.minVersion },
+    compaction: o.compaction,
+    synchronous: o.synchronous,
+    clusterId: o.cluster,
+    memberName: `${o.cluster}-store`,
+  });
+  const endpoint: StoreEndpoint = { url: store.endpoint, pid: process.pid, cluster: o.cluster };
+  writeFileAtomic(p.storeEndpoint, JSON.stringify(endpoint, null, 2) + '\n', 0o644);
+  return {
+    url: store.endpoint,
+    async stop() {
+      await store.close();
+      rmSync(p.storeEndpoint, { force: true });
+      release();
+    },
+  };
+}

@@ -1,0 +1,25 @@
+// One process per role and data dir: a PID file claimed at start and released at stop.
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { TrustplaneError } from './errors.js';
+
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Claim `path` for this process; refuses while another live process holds it. A stale file (its process gone) is taken over. */
+export function claimPidFile(path: string, what: string): () => void {
+  if (existsSync(path)) {
+    const other = Number(readFileSync(path, 'utf8'));
+    if (other && other !== process.pid && isProcessAlive(other))
+      throw new TrustplaneError('Conflict', `${what} is already running (pid ${other}, ${path})`, 'stop it first, or use another --data-dir');
+  }
+  writeFileSync(path, String(process.pid), { mode: 0o600 });
+  return () => {
+    if (existsSync(path) && Number(readFileSync(path, 'utf8')) === process.pid) rmSync(path, { force: true });
+  };
+}
