@@ -5,9 +5,19 @@ import { TrustplaneError } from '../util/errors.js';
 // The creation time rides in the id because a PKCS#11 token keeps no creation time for a key.
 const ID_PATTERN = /^[0-9a-f]{32}$/;
 
+let last: Buffer | undefined;
+
+/** Ids made by one process sort in creation order: within one millisecond the random tail is incremented, as ULIDs do. */
 export function newKeyId(now: Date): string {
   const b = randomBytes(16);
-  b.writeUIntBE(now.getTime(), 0, 6);
+  const ms = now.getTime();
+  if (last && last.readUIntBE(0, 6) >= ms) {
+    last.copy(b);
+    for (let i = 15; i >= 6; i--) if (++b[i]! <= 0xff) break; else b[i] = 0;
+  } else {
+    b.writeUIntBE(ms, 0, 6);
+  }
+  last = b;
   return b.toString('hex');
 }
 

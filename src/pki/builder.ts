@@ -1,5 +1,5 @@
 // Issuing certificates: a template and an issuer in, signed DER out, with exactly the extensions the template names.
-import { createHash, randomFillSync } from 'node:crypto';
+import { hash, randomFillSync } from 'node:crypto';
 import { TrustplaneError, invalid } from '../util/errors.js';
 import { type Der, DerNode, derBitString, derOid, derTime, derUnsigned, encode, seq } from './der.js';
 import {
@@ -12,7 +12,7 @@ import {
   encodeSubjectKeyId,
 } from './extensions.js';
 import { type SignatureAlgorithm, describeAlgorithm, parsePublicKeyInfo, signatureAlgorithmFor } from './keys.js';
-import { encodeName } from './name.js';
+import { encodeName, snapshotOf, unchanged } from './name.js';
 import { OID } from './oids.js';
 import type { CertificateTemplate, KeyUsage, Name, ParsedCertificate, Signer } from './types.js';
 
@@ -30,7 +30,7 @@ export interface Issuer {
 
 /** What is the same for every certificate an issuer signs, worked out once per issuer object. */
 interface IssuerContext {
-  source: { subject: Name; subjectDer?: Buffer; publicKey: Buffer; subjectKeyId?: Buffer; signer: Signer; snapshot: string };
+  source: { subject: Name; subjectDer?: Buffer; publicKey: Buffer; subjectKeyId?: Buffer; signer: Signer; snapshot: string[] };
   nameDer: Buffer;
   akiExtension: Buffer;
   signatureAlgorithm: SignatureAlgorithm;
@@ -48,12 +48,8 @@ const SKI_OID = derOid(OID.subjectKeyIdentifier);
 const AKI_OID = derOid(OID.authorityKeyIdentifier);
 const LEAF_BASIC_CONSTRAINTS = encode(encodeExtension(BC_OID, true, encodeBasicConstraints(false)));
 
-function snapshotOf(name: Name): string {
-  return JSON.stringify(name);
-}
-
 export function keyIdOf(spkiDer: Buffer): Buffer {
-  return createHash('sha1').update(parsePublicKeyInfo(spkiDer).keyBits).digest();
+  return hash('sha1', parsePublicKeyInfo(spkiDer).keyBits, 'buffer');
 }
 
 function issuerContext(issuer: Issuer): IssuerContext {
@@ -66,7 +62,7 @@ function issuerContext(issuer: Issuer): IssuerContext {
     s!.subject === issuer.subject &&
     s!.subjectDer === issuer.subjectDer &&
     s!.subjectKeyId === issuer.subjectKeyId &&
-    s!.snapshot === snapshotOf(issuer.subject)
+    unchanged(issuer.subject, s!.snapshot)
   ) {
     return hit;
   }
@@ -79,7 +75,7 @@ function issuerContext(issuer: Issuer): IssuerContext {
   const ctx: IssuerContext = {
     source: { ...issuer, snapshot: snapshotOf(issuer.subject) },
     nameDer: issuer.subjectDer ?? encodeName(issuer.subject),
-    akiExtension: encode(encodeExtension(AKI_OID, false, encodeAuthorityKeyId(issuer.subjectKeyId ?? createHash('sha1').update(key.keyBits).digest()))),
+    akiExtension: encode(encodeExtension(AKI_OID, false, encodeAuthorityKeyId(issuer.subjectKeyId ?? hash('sha1', key.keyBits, 'buffer')))),
     signatureAlgorithm: signatureAlgorithmFor(key.algorithm),
     signer,
   };
@@ -159,7 +155,7 @@ export async function buildCertificate(template: CertificateTemplate, issuer: Is
   ];
   if (template.extKeyUsage !== undefined) exts.push(encodeExtension(EKU_OID, false, encodeExtKeyUsage(template.extKeyUsage)));
   if (san) exts.push(encodeExtension(SAN_OID, subjectEmpty, san));
-  const ski = template.subjectKeyId ?? createHash('sha1').update(key.keyBits).digest();
+  const ski = template.subjectKeyId ?? hash('sha1', key.keyBits, 'buffer');
   exts.push(encodeExtension(SKI_OID, false, encodeSubjectKeyId(ski)));
   exts.push(ctx.akiExtension);
 

@@ -1,5 +1,5 @@
 // X.509 certificates read strictly into ParsedCertificate (the signature is checked by chain verification, not here).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { invalid } from '../util/errors.js';
 import { DerReader, Tag } from './der.js';
 import {
@@ -93,7 +93,7 @@ export function parseCertificate(input: Buffer | string): ParsedCertificate {
     tbs: outer.bytes(tbsT),
     signatureAlgorithmOid: sigAlg.oid,
     signature,
-    sha256: createHash('sha256').update(der).digest('hex'),
+    sha256: hash('sha256', der),
     version,
     subjectDer,
     issuerDer,

@@ -92,7 +92,9 @@ function readAttributes(cri: DerReader): Extension[] {
       // Other attributes (challengePassword...) mean nothing here; they only have to be well-formed and ordered.
       let prevValue: Buffer | undefined;
       while (!values.atEnd) {
-        const v = values.bytes(values.any(`attribute ${oid} value`));
+        const vt = values.any(`attribute ${oid} value`);
+        values.wellFormed(vt, `attribute ${oid} value`);
+        const v = values.bytes(vt);
         if (prevValue && Buffer.compare(prevValue, v) > 0) throw set.fail(`attribute ${oid}: values are not in DER SET OF order`);
         prevValue = v;
       }
@@ -154,9 +156,22 @@ export function decodeCsr(input: Buffer | string): DecodedCsr {
   return csr;
 }
 
+/** The public fields only: the rest would be dead weight when a ParsedCsr is posted between threads. */
 function strip(d: DecodedCsr): ParsedCsr {
-  const { info: _i, signatureAlgorithm: _a, signature: _s, publicKeyInfo: _p, ...parsed } = d;
-  return parsed;
+  const p: ParsedCsr = {
+    der: d.der,
+    subject: d.subject,
+    subjectDer: d.subjectDer,
+    publicKey: d.publicKey,
+    keyAlgorithm: d.keyAlgorithm,
+    extensions: d.extensions,
+    sans: d.sans,
+    signatureAlgorithmOid: d.signatureAlgorithmOid,
+  };
+  if (d.requestedBasicConstraints) p.requestedBasicConstraints = d.requestedBasicConstraints;
+  if (d.requestedKeyUsage) p.requestedKeyUsage = d.requestedKeyUsage;
+  if (d.requestedExtKeyUsage) p.requestedExtKeyUsage = d.requestedExtKeyUsage;
+  return p;
 }
 
 function badSignature(): TrustplaneError {

@@ -253,6 +253,7 @@ export class DerReader {
       if (len !== 15) throw this.fail(`${what}: GeneralizedTime at byte ${t.start} must be YYYYMMDDHHMMSSZ (15 characters), has ${len}`);
       year = digits(b, p, 4);
       if (year < 0) throw this.fail(`${what}: GeneralizedTime at byte ${t.start} has a non-digit in its year`);
+      if (year < 2050) throw this.fail(`${what}: GeneralizedTime for ${year} at byte ${t.start}: dates before 2050 must be UTCTime (RFC 5280 4.1.2.5)`);
       p += 4;
     } else {
       throw this.fail(`${what}: expected UTCTime or GeneralizedTime but found ${describeTag(t.tag)} at byte ${t.start}`);
@@ -269,6 +270,65 @@ export class DerReader {
       throw this.fail(`${what}: time at byte ${t.start} is not a valid date`);
     }
     return new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  }
+
+  /** The OBJECT IDENTIFIER in the contents of `t`, whatever its (implicit) tag. */
+  oidOf(t: Tlv, what: string): string {
+    return decodeOid(this, t, what);
+  }
+
+  /**
+   * Checks that `t` (an ANY value nobody interprets) is well-formed DER all the way down: constructed contents are
+   * elements, and universal primitives obey their own rules.
+   */
+  wellFormed(t: Tlv, what: string, depth = 0): void {
+    if (depth > 32) throw this.fail(`${what}: nested more than 32 levels deep`);
+    const r = new DerReader(this.buf, t.start, t.end, this.context);
+    switch (t.tag) {
+      case Tag.BOOLEAN:
+        r.boolean(what);
+        return;
+      case Tag.INTEGER:
+        r.integer(what);
+        return;
+      case Tag.BIT_STRING:
+        r.bitString(what);
+        return;
+      case Tag.NULL:
+        r.null(what);
+        return;
+      case Tag.OID:
+        r.oid(what);
+        return;
+      case Tag.UTC_TIME:
+      case Tag.GENERALIZED_TIME:
+        r.time(what);
+        return;
+      case Tag.UTF8_STRING:
+      case Tag.PRINTABLE_STRING:
+      case Tag.IA5_STRING:
+      case Tag.NUMERIC_STRING:
+      case Tag.TELETEX_STRING:
+      case Tag.BMP_STRING:
+      case Tag.UNIVERSAL_STRING:
+        r.string(what);
+        return;
+    }
+    if (t.tag & 0x20) {
+      const inner = this.inside(t);
+      let prev: Buffer | undefined;
+      while (!inner.atEnd) {
+        const c = inner.any(what);
+        if (t.tag === Tag.SET) {
+          const enc = inner.bytes(c);
+          if (prev && Buffer.compare(prev, enc) > 0) throw this.fail(`${what}: SET elements are not in DER order`);
+          prev = enc;
+        }
+        inner.wellFormed(c, what, depth + 1);
+      }
+    } else if ((t.tag & 0xc0) === 0 && t.tag !== Tag.OCTET_STRING) {
+      throw this.fail(`${what}: universal ${describeTag(t.tag)} is not supported here`);
+    }
   }
 
   /** A directory string (UTF8String, PrintableString, IA5String, TeletexString, BMPString, UniversalString, NumericString). */
@@ -546,10 +606,11 @@ function two(out: Buffer, p: number, v: number): void {
   out[p + 1] = 0x30 + (v % 10);
 }
 
-/** UTCTime for 1950–2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5); sub-second parts are dropped. */
+/** UTCTime for 1950–2049, GeneralizedTime for 2050–9999 (RFC 5280 4.1.2.5); sub-second parts are dropped. */
 export function derTime(d: Date): Buffer {
   const year = d.getUTCFullYear();
-  const utc = year >= 1950 && year < 2050;
+  if (!(year >= 1950 && year <= 9999)) throw new RangeError(`derTime: year ${year} is outside 1950–9999`);
+  const utc = year < 2050;
   const len = utc ? 13 : 15;
   const out = Buffer.allocUnsafe(2 + len);
   out[0] = utc ? Tag.UTC_TIME : Tag.GENERALIZED_TIME;
@@ -570,9 +631,4 @@ export function derTime(d: Date): Buffer {
   two(out, p + 8, d.getUTCSeconds());
   out[p + 10] = 0x5a;
   return out;
-}
-
-/** DER orders the elements of a SET OF by their encodings. */
-export function compareDer(a: Buffer, b: Buffer): number {
-  return Buffer.compare(a, b);
 }

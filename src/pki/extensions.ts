@@ -6,6 +6,7 @@ import {
   DER_TRUE,
   DerReader,
   Tag,
+  describeTag,
   derAscii,
   derBitString,
   derOctetString,
@@ -15,6 +16,7 @@ import {
   primitive,
   seq,
 } from './der.js';
+import { readName } from './name.js';
 import { OID } from './oids.js';
 import type { ExtKeyUsage, Extension, KeyUsage, SubjectAltNames } from './types.js';
 
@@ -165,8 +167,20 @@ export function emptySans(): SubjectAltNames {
   return { dns: [], ip: [], uri: [], email: [] };
 }
 
+/** For text already checked by net.isIPv4. */
 function ipv4Bytes(s: string): Buffer {
-  return Buffer.from(s.split('.').map(Number));
+  const out = Buffer.alloc(4);
+  let part = 0;
+  let v = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x2e) {
+      out[part++] = v;
+      v = 0;
+    } else v = v * 10 + (c - 0x30);
+  }
+  out[part] = v;
+  return out;
 }
 
 function ipv6Bytes(s: string): Buffer {
@@ -254,14 +268,21 @@ export function decodeSubjectAltNames(value: Buffer, context: string, others: 'r
   r.finish('GeneralNames');
   if (s.atEnd) throw r.fail('GeneralNames must hold at least one name');
   const out = emptySans();
+  readGeneralNames(s, others, out);
+  return out;
+}
+
+/** Reads the GeneralName elements left in `s` into `out`; kinds SubjectAltNames has no place for are checked, then refused or skipped. */
+export function readGeneralNames(s: DerReader, others: 'refuse' | 'skip', out: SubjectAltNames): void {
   let i = 0;
   while (!s.atEnd) {
     i++;
-    const t = s.any(`GeneralName ${i}`);
+    const what = `GeneralName ${i}`;
+    const t = s.any(what);
     const b = s.buf;
     const ascii = (kind: string): string => {
-      if (t.end === t.body) throw r.fail(`GeneralName ${i}: empty ${kind}`);
-      for (let p = t.body; p < t.end; p++) if (b[p] > 0x7e || b[p] < 0x20) throw r.fail(`GeneralName ${i}: ${kind} holds a byte (0x${b[p].toString(16)}) outside printable ASCII`);
+      if (t.end === t.body) throw s.fail(`${what}: empty ${kind}`);
+      for (let p = t.body; p < t.end; p++) if (b[p] > 0x7e || b[p] < 0x20) throw s.fail(`${what}: ${kind} holds a byte (0x${b[p].toString(16)}) outside printable ASCII`);
       return b.toString('latin1', t.body, t.end);
     };
     switch (t.tag) {
@@ -276,24 +297,49 @@ export function decodeSubjectAltNames(value: Buffer, context: string, others: 'r
         break;
       case 0x87: {
         const len = t.end - t.body;
-        if (len !== 4 && len !== 16) throw r.fail(`GeneralName ${i}: iPAddress must be 4 or 16 bytes, has ${len}`);
+        if (len !== 4 && len !== 16) throw s.fail(`${what}: iPAddress must be 4 or 16 bytes, has ${len}`);
         out.ip.push(bytesToIp(b.subarray(t.body, t.end)));
         break;
       }
       case 0xa0:
-      case 0xa3:
       case 0xa4:
-      case 0xa5:
       case 0x88: {
-        const kind = { 0xa0: 'otherName', 0xa3: 'x400Address', 0xa4: 'directoryName', 0xa5: 'ediPartyName', 0x88: 'registeredID' }[t.tag];
-        if (others === 'refuse') throw r.fail(`GeneralName ${i}: ${kind} names are not supported (only DNS, IP, URI and email)`);
+        const kind = t.tag === 0xa0 ? 'otherName' : t.tag === 0xa4 ? 'directoryName' : 'registeredID';
+        if (others === 'refuse') throw s.fail(`${what}: ${kind} names are not supported (only DNS, IP, URI and email)`);
+        // Skipped, but only once known to be well-formed.
+        if (t.tag === 0x88) {
+          s.oidOf(t, `${what} registeredID`);
+        } else if (t.tag === 0xa0) {
+          const o = s.inside(t);
+          o.oid(`${what} otherName type-id`);
+          const v = o.read(0xa0, `${what} otherName value`);
+          o.finish(`${what} otherName`);
+          const inner = o.inside(v);
+          inner.wellFormed(inner.any(`${what} otherName value`), `${what} otherName value`);
+          inner.finish(`${what} otherName value`);
+        } else {
+          const d = s.inside(t);
+          readName(d, `${what} directoryName`);
+          d.finish(`${what} directoryName`);
+        }
         break;
       }
+      case 0xa3:
+      case 0xa5:
+        throw s.fail(`${what}: ${t.tag === 0xa3 ? 'x400Address' : 'ediPartyName'} names are not supported`);
       default:
-        throw r.fail(`GeneralName ${i}: ${t.tag.toString(16)} is not a GeneralName tag`);
+        throw s.fail(`${what}: ${describeTag(t.tag)} is not a GeneralName`);
     }
   }
-  return out;
+}
+
+function checkImplicitInteger(r: DerReader, t: { start: number; body: number; end: number }): void {
+  const len = t.end - t.body;
+  const b = r.buf;
+  if (len === 0) throw r.fail('authorityCertSerialNumber is empty');
+  if (len > 1 && ((b[t.body] === 0 && !(b[t.body + 1] & 0x80)) || (b[t.body] === 0xff && b[t.body + 1] & 0x80))) {
+    throw r.fail('authorityCertSerialNumber: non-minimal INTEGER encoding');
+  }
 }
 
 // ---- key identifiers ----
@@ -324,6 +370,12 @@ export function decodeAuthorityKeyId(value: Buffer, context: string): Buffer | u
   const serial = s.optional(0x82, 'authorityCertSerialNumber');
   s.finish('AuthorityKeyIdentifier');
   if ((issuer === undefined) !== (serial === undefined)) throw r.fail('authorityCertIssuer and authorityCertSerialNumber must come together');
+  if (issuer) {
+    const names = s.inside(issuer);
+    if (names.atEnd) throw r.fail('authorityCertIssuer must hold at least one name');
+    readGeneralNames(names, 'skip', emptySans());
+  }
+  if (serial) checkImplicitInteger(r, serial);
   if (id && id.end === id.body) throw r.fail('keyIdentifier is empty');
   return id ? s.contents(id) : undefined;
 }

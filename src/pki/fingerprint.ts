@@ -1,10 +1,10 @@
 // Fingerprints for people and for pinning: SHA-256 of a certificate, and kubeadm's CA public key pin.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { parsePublicKeyInfo } from './keys.js';
 
 /** SHA-256 over DER (a certificate), lower-case hex. */
 export function sha256Fingerprint(der: Buffer): string {
-  return createHash('sha256').update(der).digest('hex');
+  return hash('sha256', der);
 }
 
 /** "sha256:<hex>" over a DER SubjectPublicKeyInfo: the form of kubeadm's --discovery-token-ca-cert-hash. */

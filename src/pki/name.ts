@@ -72,13 +72,14 @@ function encodeValue(oid: string, type: string, value: string): Buffer {
 /** Names decoded from certificates remember their exact bytes, so that issuing under them repeats the issuer's bytes exactly. */
 const ORIGINAL = new WeakMap<Name, { der: Buffer; snapshot: string[] }>();
 
-function snapshotOf(name: Name): string[] {
+/** A copy of a name's contents, to tell later whether the name was changed in place. */
+export function snapshotOf(name: Name): string[] {
   const s: string[] = [];
   for (const a of name) s.push(a.type, a.value);
   return s;
 }
 
-function unchanged(name: Name, snapshot: string[]): boolean {
+export function unchanged(name: Name, snapshot: string[]): boolean {
   if (name.length * 2 !== snapshot.length) return false;
   for (let i = 0; i < name.length; i++) {
     if (name[i].type !== snapshot[2 * i] || name[i].value !== snapshot[2 * i + 1]) return false;

@@ -2,7 +2,40 @@
 import { invalid } from '../util/errors.js';
 
 const BEGIN = /-----BEGIN ([^-\r\n]*)-----/g;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_VALUE = (() => {
+  const v = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) v[B64.charCodeAt(i)] = i;
+  return v;
+})();
+
+/** Whitespace dropped; undefined unless what is left is canonical base64 (RFC 4648: padded, zero padding bits). */
+function strictBase64(text: string, start: number, end: number): string | undefined {
+  let out = '';
+  let runStart = start;
+  let pad = 0;
+  let lastValue = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) {
+      out += text.slice(runStart, i);
+      runStart = i + 1;
+      continue;
+    }
+    if (c === 0x3d) {
+      pad++;
+      continue;
+    }
+    if (pad || c > 127 || B64_VALUE[c] < 0) return undefined;
+    lastValue = B64_VALUE[c];
+  }
+  out += text.slice(runStart, end);
+  if (out.length % 4 !== 0 || pad > 2) return undefined;
+  // Padding only at the very end, and the bits it leaves over must be zero (else two texts decode alike).
+  if (pad && out.indexOf('=') !== out.length - pad) return undefined;
+  if ((pad === 1 && lastValue & 0x03) || (pad === 2 && lastValue & 0x0f)) return undefined;
+  return out;
+}
 
 interface Block {
   label: string;
@@ -24,12 +57,10 @@ function readBlocks(text: string): Block[] {
     if (endAt < 0 || !text.startsWith(endMarker, endAt)) {
       throw invalid(`PEM block "${label}" has no matching "${endMarker}" line`);
     }
-    const b64 = text.slice(bodyStart, endAt).replace(/[ \t\r\n]+/g, '');
+    const b64 = strictBase64(text, bodyStart, endAt);
+    if (b64 === undefined) throw invalid(`PEM block "${label}" is not valid base64`);
     if (b64.length === 0) throw invalid(`PEM block "${label}" is empty`);
-    if (b64.length % 4 !== 0 || !BASE64.test(b64)) throw invalid(`PEM block "${label}" is not valid base64`);
     const der = Buffer.from(b64, 'base64');
-    // Node's decoder ignores stray padding bits; a canonical re-encoding catches them.
-    if (der.toString('base64') !== b64) throw invalid(`PEM block "${label}" is not canonical base64`);
     blocks.push({ label, der });
     BEGIN.lastIndex = endAt + endMarker.length;
   }

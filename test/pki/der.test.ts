@@ -101,11 +101,14 @@ test('times: only YYMMDDHHMMSSZ / YYYYMMDDHHMMSSZ that name a real instant', () 
   refuses(() => ut('260301240000Z').time('notBefore'), /not a valid date/);
   refuses(() => ut('260301235960Z').time('notBefore'), /not a valid date/);
   refuses(() => gt('20500101000000.5Z').time('notAfter'), /GeneralizedTime .* must be YYYYMMDDHHMMSSZ \(15 characters\)/);
+  refuses(() => gt('20491231235959Z').time('notAfter'), /notAfter: GeneralizedTime for 2049 .* dates before 2050 must be UTCTime/);
+  refuses(() => gt('00801202000000Z').time('notAfter'), /GeneralizedTime for 80 .* must be UTCTime/);
   refuses(() => r([0x02, 0x01, 0x00]).time('notAfter'), /notAfter: expected UTCTime or GeneralizedTime but found INTEGER/);
 });
 
-test('derTime writes UTCTime for 1950–2049 and GeneralizedTime otherwise, dropping milliseconds', () => {
-  for (const iso of ['1950-01-01T00:00:00Z', '2026-07-04T05:06:07Z', '2049-12-31T23:59:59Z', '2050-01-01T00:00:00Z', '9999-12-31T23:59:59Z', '1949-12-31T23:59:59Z']) {
+test('derTime writes UTCTime for 1950–2049 and GeneralizedTime from 2050, dropping milliseconds', () => {
+  assert.throws(() => derTime(new Date('1949-12-31T23:59:59Z')), RangeError);
+  for (const iso of ['1950-01-01T00:00:00Z', '2026-07-04T05:06:07Z', '2049-12-31T23:59:59Z', '2050-01-01T00:00:00Z', '9999-12-31T23:59:59Z']) {
     const d = new Date(iso);
     const enc = derTime(d);
     const year = d.getUTCFullYear();

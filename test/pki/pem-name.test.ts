@@ -36,8 +36,12 @@ test('pemDecode refuses zero blocks, several blocks, another label, bad base64 a
   // Dropping one base64 character leaves a length that is not a multiple of 4.
   refuses(() => pemDecode(pem.replace(body, body.slice(1)), 'CERTIFICATE'), /not valid base64/);
   // "QQ==" is "A"; "QR==" decodes to the same byte with stray bits, which only a lax decoder accepts.
-  refuses(() => pemDecode('-----BEGIN X-----\nQR==\n-----END X-----\n', 'X'), /not canonical base64/);
+  refuses(() => pemDecode('-----BEGIN X-----\nQR==\n-----END X-----\n', 'X'), /is not valid base64/);
   assert.deepEqual(pemDecode('-----BEGIN X-----\nQQ==\n-----END X-----\n', 'X'), Buffer.from('A'));
+  assert.deepEqual(pemDecode('-----BEGIN X-----\nQUE=\n-----END X-----\n', 'X'), Buffer.from('AA'));
+  refuses(() => pemDecode('-----BEGIN X-----\nQUF=\n-----END X-----\n', 'X'), /is not valid base64/);
+  refuses(() => pemDecode('-----BEGIN X-----\nQQ==QQ==\n-----END X-----\n', 'X'), /is not valid base64/);
+  refuses(() => pemDecode('-----BEGIN X-----\nQQ===\n-----END X-----\n', 'X'), /is not valid base64/);
 });
 
 test('pemDecodeAll reads a bundle and checks every label', () => {

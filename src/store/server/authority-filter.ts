@@ -5,6 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { HUFFMAN_CODES, HUFFMAN_LENGTHS, STATIC_NAMES } from './hpack-tables.js';
 
 /*
+ * Used only for connections that need it (connection-intake.ts decides from the first request).
  * The client-to-server byte stream is parsed into HTTP/2 frames. Every header block is decoded with HPACK, only to
  * follow the client's dynamic table; a block is rewritten only when an :authority or host value holds bytes nghttp2
  * refuses, each of which becomes "_". The value keeps its length, so the entry it adds to the server's dynamic table
@@ -212,72 +213,74 @@ export class AuthorityRewriter {
     if (this.broken) return [chunk];
     const out: Buffer[] = [];
     let buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    try {
-      for (;;) {
-        if (this.prefaceLeft > 0) {
-          const n = Math.min(this.prefaceLeft, buf.length);
-          if (n === 0) break;
-          out.push(buf.subarray(0, n));
-          buf = buf.subarray(n);
-          this.prefaceLeft -= n;
-          continue;
-        }
-        if (this.passLeft > 0) {
-          const n = Math.min(this.passLeft, buf.length);
-          if (n === 0) break;
-          out.push(buf.subarray(0, n));
-          buf = buf.subarray(n);
-          this.passLeft -= n;
-          continue;
-        }
-        if (buf.length < FRAME_HEADER) break;
-        const length = buf.readUIntBE(0, 3);
-        const type = buf[3];
-        if (type !== TYPE_HEADERS && type !== TYPE_CONTINUATION && !this.block) {
-          out.push(buf.subarray(0, FRAME_HEADER));
-          buf = buf.subarray(FRAME_HEADER);
-          this.passLeft = length;
-          continue;
-        }
-        if (buf.length < FRAME_HEADER + length) break;
-        const frame = buf.subarray(0, FRAME_HEADER + length);
-        buf = buf.subarray(FRAME_HEADER + length);
-        out.push(...this.headerFrame(frame));
+    for (;;) {
+      if (this.prefaceLeft > 0 || this.passLeft > 0) {
+        const left = this.prefaceLeft > 0 ? this.prefaceLeft : this.passLeft;
+        const n = Math.min(left, buf.length);
+        if (n === 0) break;
+        out.push(buf.subarray(0, n));
+        buf = buf.subarray(n);
+        if (this.prefaceLeft > 0) this.prefaceLeft -= n;
+        else this.passLeft -= n;
+        continue;
       }
-    } catch {
-      this.broken = true;
-      out.push(...(this.block?.original ?? []), buf);
-      this.block = undefined;
-      buf = Buffer.alloc(0);
+      if (buf.length < FRAME_HEADER) break;
+      const length = buf.readUIntBE(0, 3);
+      const type = buf[3];
+      if (type !== TYPE_HEADERS && type !== TYPE_CONTINUATION && !this.block) {
+        out.push(buf.subarray(0, FRAME_HEADER));
+        buf = buf.subarray(FRAME_HEADER);
+        this.passLeft = length;
+        continue;
+      }
+      if (buf.length < FRAME_HEADER + length) break;
+      const frame = Buffer.from(buf.subarray(0, FRAME_HEADER + length));
+      buf = buf.subarray(FRAME_HEADER + length);
+      out.push(...this.headerFrame(frame));
+      if (this.broken) {
+        out.push(buf);
+        buf = Buffer.alloc(0);
+        break;
+      }
     }
     this.pending = Buffer.from(buf);
     return out;
+  }
+
+  /** Gives up on this connection: the frames go on unchanged, and nghttp2 judges them. */
+  private fail(frames: Buffer[]): Buffer[] {
+    this.broken = true;
+    this.block = undefined;
+    return frames;
   }
 
   private headerFrame(frame: Buffer): Buffer[] {
     const type = frame[3];
     const flags = frame[4];
     const streamId = frame.readUInt32BE(5) & 0x7fffffff;
-    let payload = frame.subarray(FRAME_HEADER);
     if (type === TYPE_HEADERS) {
-      if (this.block) throw new HpackError('HEADERS inside a header block');
-      let pad = 0;
-      if (flags & FLAG_PADDED) {
-        pad = payload[0];
-        payload = payload.subarray(1);
-      }
+      if (this.block) return this.fail([...this.block.original, frame]);
+      let payload = frame.subarray(FRAME_HEADER);
+      const pad = flags & FLAG_PADDED ? payload[0] : 0;
+      if (flags & FLAG_PADDED) payload = payload.subarray(1);
       const priority = flags & FLAG_PRIORITY ? payload.subarray(0, 5) : Buffer.alloc(0);
+      if (priority.length + pad > payload.length) return this.fail([frame]);
       payload = payload.subarray(priority.length, payload.length - pad);
-      this.block = { streamId, flags, priority: Buffer.from(priority), fragments: [Buffer.from(payload)], original: [Buffer.from(frame)] };
+      this.block = { streamId, flags, priority, fragments: [payload], original: [frame] };
     } else {
-      if (!this.block || type !== TYPE_CONTINUATION) throw new HpackError('frame inside a header block');
-      this.block.fragments.push(Buffer.from(payload));
-      this.block.original.push(Buffer.from(frame));
+      if (!this.block || type !== TYPE_CONTINUATION) return this.fail([...(this.block?.original ?? []), frame]);
+      this.block.fragments.push(frame.subarray(FRAME_HEADER));
+      this.block.original.push(frame);
     }
     if (!(flags & FLAG_END_HEADERS)) return [];
     const b = this.block;
     this.block = undefined;
-    const fixed = this.fixer.fix(Buffer.concat(b.fragments));
+    let fixed: Buffer | undefined;
+    try {
+      fixed = this.fixer.fix(Buffer.concat(b.fragments));
+    } catch {
+      return this.fail(b.original);
+    }
     if (!fixed) return b.original;
     // One HEADERS frame (keeping END_STREAM and the priority), continued if the block outgrew a frame.
     const body = Buffer.concat([b.priority, fixed]);
@@ -302,13 +305,23 @@ export class AuthorityNormalizingSocket extends Duplex {
   readonly encrypted = true;
   readonly alpnProtocol = 'h2';
 
-  constructor(private readonly socket: TLSSocket) {
+  /** `initial`: bytes already read from the socket (by the connection intake), to go through the rewriter first. */
+  constructor(
+    private readonly socket: TLSSocket,
+    initial?: Buffer,
+  ) {
     super({ allowHalfOpen: true });
-    socket.on('data', (chunk: Buffer) => {
-      let more = true;
-      for (const part of this.rewriter.feed(chunk)) if (part.length) more = this.push(part) && more;
-      if (!more) socket.pause();
-    });
+    // Node's HTTP/2 turns Nagle off on sockets it owns; this one it only sees through the wrapper.
+    socket.setNoDelay(true);
+    const take = (chunk: Buffer) => {
+      const parts = this.rewriter.feed(chunk);
+      // One push per chunk: each push is a crossing into the HTTP/2 session.
+      const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      if (data.length > 0 && !this.push(data)) socket.pause();
+    };
+    if (initial && initial.length > 0) take(initial);
+    socket.on('data', take);
+    socket.resume();
     socket.on('end', () => this.push(null));
     socket.on('close', () => this.destroy());
     socket.on('error', (e) => this.destroy(e));

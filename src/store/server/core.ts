@@ -16,9 +16,14 @@ export interface Tuning {
   progressNotifyMs: number;
   /** History rows handled per physical compaction step. */
   compactChunkRows: number;
+  /**
+   * Look at each connection's first request and send those with a URL :authority through the rewriter
+   * (connection-intake.ts); off gives grpc-js every TLS socket as it is.
+   */
+  rewriteAuthority: boolean;
 }
 
-export const DEFAULT_TUNING: Tuning = { leaseCheckMs: 100, progressNotifyMs: 10 * 60 * 1000, compactChunkRows: 2000 };
+export const DEFAULT_TUNING: Tuning = { leaseCheckMs: 100, progressNotifyMs: 10 * 60 * 1000, compactChunkRows: 2000, rewriteAuthority: true };
 
 export interface CoreOptions {
   dbPath: string;
@@ -45,7 +50,13 @@ export class StoreCore {
     this.lessor = new Lessor(this.store, o.clock);
     this.applier = new Applier(this.store, this.lessor);
     this.hub = new WatchHub(this.store, (rev) => this.header(rev));
-    this.writes = new WriteQueue(this.store, this.lessor, this.applier, (events) => this.hub.notify(events));
+    this.writes = new WriteQueue(this.store, this.lessor, this.applier, (events) => {
+      try {
+        this.hub.notify(events);
+      } catch {
+        this.hub.desyncAll();
+      }
+    });
     this.compactor = new Compactor(this.store, o.tuning.compactChunkRows);
   }
 
@@ -92,6 +103,7 @@ export class StoreCore {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.writes.close();
+    this.hub.close();
     this.compactor.stop();
     this.store.close();
   }

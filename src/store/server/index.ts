@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../util/clock.js';
 import { systemClock } from '../../util/clock.js';
+import { admitConnection } from './connection-intake.js';
 import { DEFAULT_TUNING, StoreCore, type Tuning } from './core.js';
 import { identityOf } from './identity.js';
 import { kvService } from './kv-service.js';
@@ -39,13 +40,14 @@ export function startStoreServer(o: StoreServerOptions): Promise<RunningStore> {
 /** startStoreServer with the timers tests want shorter (lease checks, progress notifications, compaction steps). */
 export async function startTunedStoreServer(o: StoreServerOptions, tuning: Partial<Tuning>): Promise<RunningStore> {
   const host = o.host ?? '127.0.0.1';
+  const tune = { ...DEFAULT_TUNING, ...tuning };
   const core = new StoreCore({
     dbPath: o.dbPath,
     synchronous: o.synchronous ?? 'FULL',
     clock: o.clock ?? systemClock,
     compaction: o.compaction,
     identity: identityOf(o.clusterId, o.memberName),
-    tuning: { ...DEFAULT_TUNING, ...tuning },
+    tuning: tune,
   });
 
   const server = new grpc.Server({
@@ -65,7 +67,10 @@ export async function startTunedStoreServer(o: StoreServerOptions, tuning: Parti
 
   let listener;
   try {
-    listener = await listenTls({ host, port: o.port ?? 0 }, o.tls, (socket) => injector.injectConnection(socket));
+    listener = await listenTls({ host, port: o.port ?? 0 }, o.tls, (socket) => {
+      if (tune.rewriteAuthority) admitConnection(socket, (conn) => injector.injectConnection(conn));
+      else injector.injectConnection(socket);
+    });
   } catch (e) {
     server.forceShutdown();
     core.close();

@@ -1,6 +1,7 @@
 // The revisioned key space on SQLite: every version of every key until compaction, plus an index of the live keys.
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
+import { TrustplaneError } from '../../util/errors.js';
 import { type KeyRange } from './key-range.js';
 import { NO_LEASE, type KeyValue, type StoreEvent } from './types.js';
 
@@ -88,21 +89,30 @@ export class MvccStore {
 
   constructor(path: string, synchronous: Synchronous) {
     this.path = path;
-    this.db = new Database(path);
-    // WAL + FULL: a commit is on disk when it returns, and survives power loss (NORMAL may lose the last commits).
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${synchronous}`);
-    // One process owns the file; a second server on the same database fails instead of corrupting history.
-    this.db.pragma('locking_mode = EXCLUSIVE');
-    this.db.pragma('cache_size = -65536');
-    this.db.pragma('temp_store = MEMORY');
-    this.db.exec(SCHEMA);
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version === 0) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    else if (version !== SCHEMA_VERSION) throw new Error(`${path}: store schema version ${version}, this server reads ${SCHEMA_VERSION}`);
-    this.load();
-    this.raftTerm += 1;
-    this.db.transaction(() => this.persistMeta())();
+    // A second server on the same file waits this long for the owner's lock before giving up.
+    this.db = new Database(path, { timeout: 1000 });
+    try {
+      // WAL + FULL: a commit is on disk when it returns, and survives power loss (NORMAL may lose the last commits).
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${synchronous}`);
+      // One process owns the file; a second server on the same database fails instead of corrupting history.
+      this.db.pragma('locking_mode = EXCLUSIVE');
+      this.db.pragma('cache_size = -65536');
+      this.db.pragma('temp_store = MEMORY');
+      this.db.exec(SCHEMA);
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version === 0) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      else if (version !== SCHEMA_VERSION)
+        throw new TrustplaneError('Invalid', `${path}: store schema version ${version}; this server reads version ${SCHEMA_VERSION}`, 'use the trustplane release that wrote this store');
+      this.load();
+      this.raftTerm += 1;
+      this.db.transaction(() => this.persistMeta())();
+    } catch (e) {
+      this.db.close();
+      if ((e as { code?: string }).code === 'SQLITE_BUSY')
+        throw new TrustplaneError('Conflict', `${path} is held by another running store server`, 'stop that server first, or give this one its own database file');
+      throw e;
+    }
   }
 
   /** Re-reads the counters from disk, e.g. after a failed commit. */

@@ -2,6 +2,7 @@
 import type { Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import { serverOptions, type MinVersion } from '../../tls/policy.js';
+import { TrustplaneError } from '../../util/errors.js';
 
 export interface TlsMaterial {
   cert: string;
@@ -35,9 +36,16 @@ export function listenTls(
   // Failed handshakes (no certificate, wrong CA, old protocol) are the client's problem; keep serving.
   server.on('tlsClientError', () => undefined);
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new TrustplaneError('Conflict', `${where.host}:${where.port} is already in use`, 'choose another port, or 0 to pick a free one')
+          : e,
+      ),
+    );
     server.listen(where.port, where.host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
+      server.on('error', () => undefined);
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : where.port;
       resolve({

@@ -55,6 +55,7 @@ const RESPONSE_BYTES = 1024 * 1024;
 
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
+  private closed = false;
 
   constructor(
     private readonly store: MvccStore,
@@ -66,6 +67,7 @@ export class WatchHub {
   }
 
   add(w: Watcher): void {
+    if (this.closed) return;
     this.watchers.add(w);
     this.resumeWatcher(w);
   }
@@ -73,6 +75,24 @@ export class WatchHub {
   remove(w: Watcher): void {
     w.canceled = true;
     this.watchers.delete(w);
+  }
+
+  /** Stops all delivery (the store is closing); pending catch-up steps find nothing to do. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.watchers) w.canceled = true;
+    this.watchers.clear();
+  }
+
+  /**
+   * Live delivery failed part-way (an error reading prev_kv, say): every watcher goes back to catching up from
+   * history, which resumes exactly at its next undelivered revision.
+   */
+  desyncAll(): void {
+    for (const w of this.watchers) {
+      w.synced = false;
+      this.resumeWatcher(w);
+    }
   }
 
   /** The sink drained: watchers that fell behind catch up from history. */
@@ -96,9 +116,9 @@ export class WatchHub {
       const group = events.slice(i, j);
       for (const w of this.watchers) {
         if (!w.synced || w.nextRev > rev) continue;
-        w.nextRev = rev + 1;
         const evs = this.select(w, group);
         if (evs.length > 0) this.deliver(w, { header: this.header(rev), watch_id: w.id, events: evs });
+        w.nextRev = rev + 1;
       }
       i = j;
     }
@@ -115,7 +135,18 @@ export class WatchHub {
 
   private catchUp(w: Watcher): void {
     w.catchingUp = false;
-    if (w.canceled || w.synced || w.sink.blocked) return;
+    if (this.closed || w.canceled || w.synced || w.sink.blocked) return;
+    try {
+      this.catchUpStep(w);
+    } catch (e) {
+      // History could not be read: end this watcher rather than leave a gap.
+      this.remove(w);
+      w.sink.send({ header: this.header(this.store.rev), watch_id: w.id, canceled: true, cancel_reason: `etcdserver: ${(e as Error).message}` });
+      w.sink.dropped(w);
+    }
+  }
+
+  private catchUpStep(w: Watcher): void {
     const store = this.store;
     if (w.nextRev < store.compactRev) {
       // History this watcher needs is gone: tell it where compaction stands and cancel it, as etcd does.
@@ -129,7 +160,6 @@ export class WatchHub {
       return;
     }
     const { events, upTo } = store.eventsFrom(w.nextRev, CATCH_UP_ROWS);
-    w.nextRev = upTo + 1;
     const selected = this.select(w, events);
     let batch: WireEvent[] = [];
     let bytes = 0;
@@ -146,6 +176,7 @@ export class WatchHub {
       bytes += size;
     }
     if (batch.length > 0) this.deliver(w, { header: this.header(store.rev), watch_id: w.id, events: batch });
+    w.nextRev = upTo + 1;
     if (w.canceled) return;
     if (w.nextRev > store.rev) {
       // Caught up within this synchronous step, so no commit can slip between history and live delivery.

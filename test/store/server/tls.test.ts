@@ -23,7 +23,7 @@ function tlsRefusal(port: number, opts: { ca: string; cert?: string; key?: strin
     const timer = setTimeout(() => {
       s.destroy();
       resolve(undefined);
-    }, 1500);
+    }, 700);
     s.on('error', (e) => {
       clearTimeout(timer);
       resolve(e);
@@ -98,6 +98,25 @@ describe('store server TLS', () => {
     } finally {
       await strict.close();
       removeDir(strict.dir);
+    }
+  });
+});
+
+describe('store server start-up refusals', () => {
+  it('a second server on the same database or port is refused with a reason', async () => {
+    const first = await startTestStore();
+    try {
+      await assert.rejects(startTestStore({ pki: first.pki, dir: first.dir }), (e: Error & { reason?: string }) => {
+        assert.equal(e.reason, 'Conflict');
+        assert.match(e.message, /held by another running store server/);
+        return true;
+      });
+      await assert.rejects(startTestStore({ pki: first.pki, dbPath: `${first.dir}/other.db`, dir: first.dir, port: first.server.port }), /already in use/);
+      // The refused attempts left the first server serving.
+      await first.client.put({ key: b('still'), value: b('here') });
+    } finally {
+      await first.close();
+      removeDir(first.dir);
     }
   });
 });

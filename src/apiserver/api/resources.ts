@@ -1,0 +1,60 @@
+// The resources this API server serves, described once for routing, discovery, OpenAPI and tables.
+import { CSR_PRINTER, LEASE_PRINTER, NODE_PRINTER, type Printer } from './tables.js';
+
+export interface SubresourceDef {
+  name: string;
+  verbs: string[];
+}
+
+export interface ResourceDef {
+  group: string;
+  version: string;
+  resource: string;
+  singular: string;
+  kind: string;
+  namespaced: boolean;
+  shortNames: string[];
+  categories?: string[];
+  verbs: string[];
+  subresources: SubresourceDef[];
+  /** Component schema of the kind, in api/schemas.ts. */
+  schema?: string;
+  printer?: Printer;
+}
+
+const RW = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
+const SUB = ['get', 'patch', 'update'];
+
+export const RESOURCES: ResourceDef[] = [
+  {
+    group: '', version: 'v1', resource: 'nodes', singular: 'node', kind: 'Node', namespaced: false, shortNames: ['no'],
+    verbs: RW, subresources: [{ name: 'status', verbs: SUB }], schema: 'io.k8s.api.core.v1.Node', printer: NODE_PRINTER,
+  },
+  {
+    group: 'certificates.k8s.io', version: 'v1', resource: 'certificatesigningrequests', singular: 'certificatesigningrequest',
+    kind: 'CertificateSigningRequest', namespaced: false, shortNames: ['csr'], verbs: RW,
+    subresources: [{ name: 'approval', verbs: SUB }, { name: 'status', verbs: SUB }],
+    schema: 'io.k8s.api.certificates.v1.CertificateSigningRequest', printer: CSR_PRINTER,
+  },
+  {
+    group: 'coordination.k8s.io', version: 'v1', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true, shortNames: [],
+    verbs: RW, subresources: [], schema: 'io.k8s.api.coordination.v1.Lease', printer: LEASE_PRINTER,
+  },
+  {
+    group: 'authentication.k8s.io', version: 'v1', resource: 'selfsubjectreviews', singular: 'selfsubjectreview', kind: 'SelfSubjectReview',
+    namespaced: false, shortNames: [], verbs: ['create'], subresources: [], schema: 'io.k8s.api.authentication.v1.SelfSubjectReview',
+  },
+];
+
+export const GROUPS: Array<{ group: string; version: string }> = [
+  { group: '', version: 'v1' },
+  { group: 'certificates.k8s.io', version: 'v1' },
+  { group: 'coordination.k8s.io', version: 'v1' },
+  { group: 'authentication.k8s.io', version: 'v1' },
+];
+
+export function findResource(group: string, version: string, resource: string): ResourceDef | undefined {
+  return RESOURCES.find((r) => r.group === group && r.version === version && r.resource === resource);
+}
+
+export const groupVersion = (g: { group: string; version: string }) => (g.group ? `${g.group}/${g.version}` : g.version);

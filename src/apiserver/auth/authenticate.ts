@@ -1,0 +1,109 @@
+// Who is asking: a client certificate that chains to the cluster root CA (checked once per connection and CA), else a bootstrap token.
+import type { IncomingMessage } from 'node:http';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import { commonName, organizations, parseCertificate, parseCertificates, verifyChain, type ParsedCertificate } from '../../pki/index.js';
+import type { Store } from '../../store/client.js';
+import type { Clock } from '../../util/clock.js';
+import { invalid } from '../../util/errors.js';
+import { GROUP_AUTHENTICATED, type UserInfo } from '../types.js';
+import { authenticateBootstrapToken, type BootstrapTokenInfo } from './bootstrap-tokens.js';
+
+export interface Authenticated {
+  user: UserInfo;
+  via: 'certificate' | 'bootstrap-token';
+  /** The bootstrap token used, when that is how the user authenticated. */
+  token?: BootstrapTokenInfo;
+}
+
+interface Verdict {
+  generation: number;
+  user: UserInfo | null;
+  /** The verdict holds until then (ms); a certificate on the path expires at that time. */
+  until: number;
+}
+
+export function parseTrustBundle(pem: string): ParsedCertificate[] {
+  const roots = parseCertificates(pem);
+  if (roots.length === 0) throw invalid('the client CA bundle holds no certificate');
+  return roots;
+}
+
+/** The client's certificates as sent: leaf first, then whatever chain it presented. */
+function peerChain(socket: TLSSocket): Buffer[] {
+  const leaf = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+  if (!leaf || !leaf.raw) return [];
+  const out: Buffer[] = [];
+  const seen = new Set<DetailedPeerCertificate>();
+  for (let c: DetailedPeerCertificate | undefined = leaf; c && c.raw && !seen.has(c) && out.length < 10; c = c.issuerCertificate) {
+    seen.add(c);
+    out.push(c.raw);
+  }
+  return out;
+}
+
+export class Authenticator {
+  private roots: ParsedCertificate[];
+  private generation = 0;
+  private readonly verdicts = new WeakMap<TLSSocket, Verdict>();
+
+  constructor(
+    clientCa: string,
+    private readonly store: Store,
+    private readonly clock: Clock,
+  ) {
+    this.roots = parseTrustBundle(clientCa);
+  }
+
+  /** New trust anchors; every connection's certificate is judged again against them on its next request. */
+  setClientCa(pem: string): void {
+    this.roots = parseTrustBundle(pem);
+    this.generation++;
+  }
+
+  async authenticate(req: IncomingMessage): Promise<Authenticated | null> {
+    const fromCert = this.certificateUser(req.socket as TLSSocket);
+    if (fromCert) return { user: fromCert, via: 'certificate' };
+    const h = req.headers.authorization;
+    if (typeof h === 'string') {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+      if (m) {
+        const t = await authenticateBootstrapToken(this.store, m[1], this.clock);
+        if (t) return { user: { ...t.user, groups: [...t.user.groups, GROUP_AUTHENTICATED] }, via: 'bootstrap-token', token: t.token };
+      }
+    }
+    return null;
+  }
+
+  private certificateUser(socket: TLSSocket): UserInfo | null {
+    const now = this.clock.now().getTime();
+    const cached = this.verdicts.get(socket);
+    if (cached && cached.generation === this.generation && now <= cached.until) return cached.user;
+    const v = this.judge(socket);
+    this.verdicts.set(socket, v);
+    return v.user;
+  }
+
+  private judge(socket: TLSSocket): Verdict {
+    const none = (until = Infinity): Verdict => ({ generation: this.generation, user: null, until });
+    const ders = typeof socket.getPeerCertificate === 'function' ? peerChain(socket) : [];
+    if (ders.length === 0) return none();
+    const at = this.clock.now();
+    let path: ParsedCertificate[];
+    try {
+      const [leaf, ...rest] = ders.map((d) => parseCertificate(d));
+      path = verifyChain(leaf, rest, this.roots, { at, purpose: 'clientAuth' });
+    } catch {
+      return none();
+    }
+    const leaf = path[0];
+    let cn: string | undefined;
+    try {
+      cn = commonName(leaf.subject);
+    } catch {
+      return none();
+    }
+    if (!cn) return none();
+    const until = Math.min(...path.map((c) => c.notAfter.getTime()));
+    return { generation: this.generation, user: { name: cn, groups: [...organizations(leaf.subject), GROUP_AUTHENTICATED] }, until };
+  }
+}

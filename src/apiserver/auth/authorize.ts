@@ -1,0 +1,122 @@
+// Who may do what: admins everything, bootstrap tokens their own kubelet-client CSRs, nodes their own credentials, Node and Lease.
+import { commonName, formatName, organizations, type ParsedCsr } from '../../pki/index.js';
+import { SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING, type CertificateSigningRequest } from '../registry/csr.js';
+import { NODE_LEASE_NAMESPACE } from '../registry/lease.js';
+import {
+  BOOTSTRAP_USER_PREFIX,
+  GROUP_BOOTSTRAPPERS,
+  GROUP_MASTERS,
+  GROUP_NODES,
+  NODE_USER_PREFIX,
+  type KubeObject,
+  type UserInfo,
+} from '../types.js';
+import { EXTRA_BOUND_NODE } from './bootstrap-tokens.js';
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
+
+export interface RequestAttributes {
+  verb: Verb;
+  group: string;
+  resource: string;
+  subresource?: string;
+  /** The object's name; for create, the name in the body when there is one. */
+  name?: string;
+  namespace?: string;
+}
+
+export type Decision =
+  | { allowed: true; /** Set when only some objects may be seen: lists are filtered, gets of others refused. */ filter?: (obj: KubeObject) => boolean }
+  | { allowed: false; reason: string };
+
+const allow: Decision = { allowed: true };
+const deny = (reason: string): Decision => ({ allowed: false, reason });
+
+export const isAdmin = (u: UserInfo) => u.groups.includes(GROUP_MASTERS);
+export const isBootstrapper = (u: UserInfo) => u.name.startsWith(BOOTSTRAP_USER_PREFIX) && u.groups.includes(GROUP_BOOTSTRAPPERS);
+
+/** The node a user is, when it is one: "system:node:<name>" in system:nodes. */
+export function nodeNameOf(u: UserInfo): string | undefined {
+  if (!u.groups.includes(GROUP_NODES) || !u.name.startsWith(NODE_USER_PREFIX)) return undefined;
+  const n = u.name.slice(NODE_USER_PREFIX.length);
+  return n === '' ? undefined : n;
+}
+
+const ownCsr = (u: UserInfo) => (obj: KubeObject) => (obj as CertificateSigningRequest).spec?.username === u.name;
+const named = (name: string) => (obj: KubeObject) => obj.metadata.name === name;
+const READ: Verb[] = ['get', 'list', 'watch'];
+
+export function authorize(u: UserInfo, a: RequestAttributes): Decision {
+  if (isAdmin(u)) return allow;
+  const sub = a.subresource ?? '';
+
+  if (a.group === 'authentication.k8s.io' && a.resource === 'selfsubjectreviews' && a.verb === 'create') return allow;
+
+  if (a.group === 'certificates.k8s.io' && a.resource === 'certificatesigningrequests') {
+    if (!isBootstrapper(u) && nodeNameOf(u) === undefined) return deny('');
+    if (sub !== '') return deny('only administrators may change the approval or status of a certificate signing request');
+    if (a.verb === 'create') return allow; // what may be asked for is admitCsrCreate's decision
+    if (READ.includes(a.verb)) return { allowed: true, filter: ownCsr(u) };
+    return deny(`may only create and read its own certificate signing requests`);
+  }
+
+  const node = nodeNameOf(u);
+  if (node === undefined) return deny('');
+
+  if (a.group === '' && a.resource === 'nodes') {
+    if (sub !== '' && sub !== 'status') return deny('');
+    if (a.verb === 'list' || a.verb === 'watch') return { allowed: true, filter: named(node) };
+    if (!['get', 'create', 'update', 'patch'].includes(a.verb)) return deny(`node "${node}" may not ${a.verb} Node objects`);
+    if (a.name !== node) return deny(`node "${node}" may only ${a.verb} its own Node object`);
+    return allow;
+  }
+
+  if (a.group === 'coordination.k8s.io' && a.resource === 'leases') {
+    if (a.namespace !== NODE_LEASE_NAMESPACE || sub !== '') return deny('');
+    if (a.verb === 'list' || a.verb === 'watch') return { allowed: true, filter: named(node) };
+    if (!['get', 'create', 'update', 'patch', 'delete'].includes(a.verb)) return deny('');
+    if (a.name !== node) return deny(`node "${node}" may only ${a.verb} its own Lease`);
+    return allow;
+  }
+
+  return deny('');
+}
+
+/**
+ * What a non-admin may ask to be certified (the admission step after authorize): a bootstrap token only a kubelet client
+ * certificate for some node ("system:node:<name>" in system:nodes; the bound name for a single-use token); a node only
+ * kubelet client and serving certificates in its own name. Returns the reason for a refusal, or undefined.
+ */
+export function csrCreateRefusal(u: UserInfo, csr: CertificateSigningRequest, request: ParsedCsr): string | undefined {
+  if (isAdmin(u)) return undefined;
+  let cn: string | undefined;
+  try {
+    cn = commonName(request.subject);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const orgs = organizations(request.subject);
+  const subject = `"${formatName(request.subject)}"`;
+  const nodeOrgs = orgs.length === 1 && orgs[0] === GROUP_NODES;
+  const signer = csr.spec.signerName;
+
+  if (isBootstrapper(u)) {
+    if (signer !== SIGNER_KUBELET_CLIENT) return `bootstrap tokens may only request certificates from signer "${SIGNER_KUBELET_CLIENT}", not "${signer}"`;
+    if (!cn || !cn.startsWith(NODE_USER_PREFIX) || cn.length === NODE_USER_PREFIX.length || !nodeOrgs) {
+      return `the CSR subject ${subject} is not "CN=system:node:<node name>, O=system:nodes"`;
+    }
+    const bound = u.extra?.[EXTRA_BOUND_NODE]?.[0];
+    if (bound !== undefined && cn !== `${NODE_USER_PREFIX}${bound}`) return `this bootstrap token is bound to node "${bound}"; the CSR subject ${subject} names another node`;
+    return undefined;
+  }
+
+  const node = nodeNameOf(u);
+  if (node !== undefined) {
+    if (signer !== SIGNER_KUBELET_CLIENT && signer !== SIGNER_KUBELET_SERVING) {
+      return `nodes may only request certificates from signers "${SIGNER_KUBELET_CLIENT}" and "${SIGNER_KUBELET_SERVING}", not "${signer}"`;
+    }
+    if (cn !== u.name || !nodeOrgs) return `node "${node}" may only request certificates for "CN=${u.name}, O=${GROUP_NODES}", not for ${subject}`;
+    return undefined;
+  }
+  return 'only administrators, nodes and bootstrap tokens may create certificate signing requests';
+}

@@ -1,0 +1,131 @@
+// The per-cluster API server: HTTPS on loopback with client-certificate or bootstrap-token authentication, state in the store.
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import type { Store } from '../store/client.js';
+import { serverOptions } from '../tls/policy.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { invalid } from '../util/errors.js';
+import { adapters } from './api/adapters.js';
+import { OpenApi } from './api/openapi.js';
+import { createHandler } from './api/router.js';
+import { Authenticator, parseTrustBundle } from './auth/authenticate.js';
+import { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
+
+export { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
+export * from './types.js';
+export { ApiError, toStatus } from './status.js';
+export * from './registry/csr.js';
+export * from './registry/node.js';
+export * from './registry/lease.js';
+export type { ListResult, ObjectEvent, ObjectWatch, Preconditions, WriteOptions } from './registry/object-store.js';
+export * from './auth/bootstrap-tokens.js';
+export { authorize, csrCreateRefusal, nodeNameOf, isAdmin, isBootstrapper, type Decision, type RequestAttributes } from './auth/authorize.js';
+
+export interface ApiServerOptions {
+  cluster: string;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 = a free port. */
+  port?: number;
+  tls: { cert: string /* PEM leaf + chain */; key: string; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+  /** PEM bundle (the cluster root CA generations) that client certificates must chain to. */
+  clientCa: string;
+  /** All state lives there; the server keeps none of its own. */
+  store: Store;
+  clock?: Clock;
+  /** Largest request body accepted; default DEFAULT_MAX_BODY_BYTES (3 MiB, as kube-apiserver). */
+  maxBodyBytes?: number;
+}
+
+export interface RunningApiServer {
+  url: string;
+  port: number;
+  /** New client trust anchors: connections made from now on are judged by them, open ones on their next request. */
+  setClientCa(pem: string): void;
+  /** New serving certificate for new connections, without a restart. */
+  setServingCert(c: { cert: string; key: string }): void;
+  close(): Promise<void>;
+}
+
+/** Idle kept-alive connections are closed after this long. */
+const KEEP_ALIVE_MS = 65_000;
+
+export async function startApiServer(o: ApiServerOptions): Promise<RunningApiServer> {
+  const clock = o.clock ?? systemClock;
+  const host = o.host ?? '127.0.0.1';
+  const authenticator = new Authenticator(o.clientCa, o.store, clock);
+  const material = { cert: o.tls.cert, key: o.tls.key, ca: o.clientCa, minVersion: o.tls.minVersion };
+  const tlsOptions = () => serverOptions({ ...material, clientCert: 'request' });
+  // Fails here, with the reason, rather than on the first handshake.
+  createSecureContext(tlsOptions());
+
+  const watches = new Set<() => void>();
+  let port = 0;
+  const handler = createHandler({
+    cluster: o.cluster,
+    clock,
+    authenticator,
+    adapters: adapters(o.store, clock),
+    openapi: new OpenApi(),
+    maxBodyBytes: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    serverAddress: () => `${host.includes(':') ? `[${host}]` : host}:${port}`,
+    trackWatch(end) {
+      watches.add(end);
+      return () => watches.delete(end);
+    },
+  });
+  const server: Server = createServer(tlsOptions(), handler);
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
+  // Handshake failures (old TLS versions, bad certificates) are the client's problem; they must not end the server.
+  server.on('tlsClientError', () => {});
+  server.on('clientError', (_e, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `https://${urlHost}:${port}`,
+    port,
+    setClientCa(pem: string) {
+      parseTrustBundle(pem);
+      const next = { ...material, ca: pem };
+      createSecureContext(serverOptions({ ...next, clientCert: 'request' }));
+      authenticator.setClientCa(pem);
+      material.ca = pem;
+      server.setSecureContext(tlsOptions());
+    },
+    setServingCert(c: { cert: string; key: string }) {
+      try {
+        createSecureContext(serverOptions({ ...material, cert: c.cert, key: c.key, clientCert: 'request' }));
+      } catch (e) {
+        throw invalid(`the new serving certificate cannot be used: ${(e as Error).message}`);
+      }
+      material.cert = c.cert;
+      material.key = c.key;
+      server.setSecureContext(tlsOptions());
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        for (const end of [...watches]) end();
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Requests in flight get a moment to finish; then every connection goes.
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      });
+      return closing;
+    },
+  };
+}

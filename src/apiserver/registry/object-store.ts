@@ -1,0 +1,214 @@
+// One resource's objects in the state store: JSON values under a key prefix, resourceVersion = the key's mod revision.
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { StoreCompactedError, type Store, type StoreWatch, type WatchEvent } from '../../store/client.js';
+import type { Clock } from '../../util/clock.js';
+import { TrustplaneError } from '../../util/errors.js';
+import { alreadyExistsError, badRequestError, conflictError, expiredError, notFoundError, type ResourceRef } from '../status.js';
+import type { KubeObject } from '../types.js';
+import { generateName, timestamp } from './meta.js';
+
+export interface ResourceInfo extends ResourceRef {
+  apiVersion: string;
+  /** Store key prefix, ending in "/". */
+  prefix: string;
+  /** The one namespace a namespaced resource lives in here (leases: kube-node-lease). */
+  namespace?: string;
+}
+
+export interface WriteOptions {
+  /** Validate and return the result, write nothing (dryRun=All). */
+  dryRun?: boolean;
+}
+
+export interface Preconditions {
+  /** Refuse with 409 Conflict unless the object is still at this resourceVersion. */
+  resourceVersion?: string;
+  /** Refuse with 409 Conflict unless the object still has this uid. */
+  uid?: string;
+}
+
+export type WatchType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface ObjectEvent<T> {
+  type: WatchType;
+  object: T;
+  /** The store revision of the change. */
+  revision: bigint;
+}
+
+export interface ObjectWatch {
+  cancel(): Promise<void>;
+  /** Resolves when the watch ends: null when canceled, else why (a 410 Expired ApiError when the revision was compacted). */
+  readonly ended: Promise<TrustplaneError | null>;
+}
+
+export interface ListResult<T> {
+  items: T[];
+  resourceVersion: string;
+}
+
+const MAX_RETRIES = 16;
+
+export function parseResourceVersion(rv: string | undefined, what = 'resourceVersion'): bigint | undefined {
+  if (rv === undefined || rv === '') return undefined;
+  if (!/^[0-9]{1,19}$/.test(rv)) throw badRequestError(`${what} "${rv}" is not a valid resource version`);
+  return BigInt(rv);
+}
+
+export class ObjectStore<T extends KubeObject> {
+  constructor(
+    readonly store: Store,
+    readonly info: ResourceInfo,
+    readonly clock: Clock,
+  ) {}
+
+  key(name: string): string {
+    return `${this.info.prefix}${name}`;
+  }
+
+  decode(value: Buffer, revision: bigint): T {
+    const obj = JSON.parse(value.toString('utf8')) as T;
+    obj.metadata.resourceVersion = revision.toString();
+    return obj;
+  }
+
+  private encode(obj: T): string {
+    const { resourceVersion: _, ...metadata } = obj.metadata;
+    return JSON.stringify({ ...obj, apiVersion: this.info.apiVersion, kind: this.info.kind, metadata });
+  }
+
+  async tryGet(name: string): Promise<T | null> {
+    const kv = await this.store.get(this.key(name));
+    return kv ? this.decode(kv.value, kv.modRevision) : null;
+  }
+
+  async get(name: string): Promise<T> {
+    const obj = await this.tryGet(name);
+    if (!obj) throw notFoundError(this.info, name);
+    return obj;
+  }
+
+  async list(): Promise<ListResult<T>> {
+    const r = await this.store.getPrefix(this.info.prefix);
+    return { items: r.kvs.map((kv) => this.decode(kv.value, kv.modRevision)), resourceVersion: r.revision.toString() };
+  }
+
+  /**
+   * Writes a new object. A missing name is generated from metadata.generateName; uid and creationTimestamp are set
+   * here, resourceVersion is the store's. `prepare` runs on the final object (name known) before the write.
+   */
+  async create(obj: T, o: WriteOptions = {}, prepare?: (obj: T) => Promise<void> | void): Promise<T> {
+    const meta = obj.metadata;
+    const generated = !meta.name && !!meta.generateName;
+    for (let attempt = 0; ; attempt++) {
+      const candidate: T = structuredClone(obj);
+      const m = candidate.metadata;
+      if (generated) m.name = generateName(meta.generateName!);
+      m.uid = randomUUID();
+      m.creationTimestamp = timestamp(this.clock.now());
+      delete m.resourceVersion;
+      delete m.deletionTimestamp;
+      if (this.info.namespace) m.namespace = this.info.namespace;
+      else delete m.namespace;
+      candidate.apiVersion = this.info.apiVersion;
+      candidate.kind = this.info.kind;
+      await prepare?.(candidate);
+      if (o.dryRun) {
+        if (!generated && (await this.store.get(this.key(m.name)))) throw alreadyExistsError(this.info, m.name);
+        return candidate;
+      }
+      const r = await this.store.updateIfModRevision(this.key(m.name), this.encode(candidate), 0n);
+      if (r.ok) {
+        m.resourceVersion = r.modRevision.toString();
+        return candidate;
+      }
+      if (!generated || attempt >= 8) throw alreadyExistsError(this.info, m.name);
+    }
+  }
+
+  /**
+   * Read, change, compare-and-swap. With a resourceVersion precondition a concurrent write is a 409 Conflict; without
+   * one the change is re-applied to the newer object. Identity fields stay as they were; an unchanged object is not
+   * written (its resourceVersion stays).
+   */
+  async update(name: string, mutate: (current: T) => T | Promise<T>, pre: Preconditions = {}, o: WriteOptions = {}): Promise<T> {
+    const wantRv = parseResourceVersion(pre.resourceVersion);
+    for (let attempt = 0; ; attempt++) {
+      const kv = await this.store.get(this.key(name));
+      if (!kv) throw notFoundError(this.info, name);
+      const current = this.decode(kv.value, kv.modRevision);
+      this.checkPreconditions(current, kv.modRevision, wantRv, pre.uid);
+      const next = await mutate(structuredClone(current));
+      const m = next.metadata;
+      m.name = current.metadata.name;
+      m.uid = current.metadata.uid;
+      m.creationTimestamp = current.metadata.creationTimestamp;
+      if (current.metadata.namespace) m.namespace = current.metadata.namespace;
+      else delete m.namespace;
+      m.resourceVersion = current.metadata.resourceVersion;
+      next.apiVersion = this.info.apiVersion;
+      next.kind = this.info.kind;
+      if (isDeepStrictEqual(next, current) || o.dryRun) return next;
+      const r = await this.store.updateIfModRevision(this.key(name), this.encode(next), kv.modRevision);
+      if (r.ok) {
+        m.resourceVersion = r.modRevision.toString();
+        return next;
+      }
+      if (r.modRevision === 0n) throw notFoundError(this.info, name);
+      if (wantRv !== undefined || attempt >= MAX_RETRIES) throw conflictError(this.info, name);
+    }
+  }
+
+  /** Deletes and returns the object as it was. */
+  async delete(name: string, pre: Preconditions = {}, o: WriteOptions = {}): Promise<T> {
+    const wantRv = parseResourceVersion(pre.resourceVersion);
+    for (let attempt = 0; ; attempt++) {
+      const kv = await this.store.get(this.key(name));
+      if (!kv) throw notFoundError(this.info, name);
+      const current = this.decode(kv.value, kv.modRevision);
+      this.checkPreconditions(current, kv.modRevision, wantRv, pre.uid);
+      if (o.dryRun) return current;
+      const r = await this.store.deleteIfModRevision(this.key(name), kv.modRevision);
+      if (r.ok) return current;
+      if (r.modRevision === 0n) throw notFoundError(this.info, name);
+      if (wantRv !== undefined || attempt >= MAX_RETRIES) throw conflictError(this.info, name);
+    }
+  }
+
+  private checkPreconditions(current: T, modRevision: bigint, wantRv: bigint | undefined, uid: string | undefined): void {
+    const name = current.metadata.name;
+    if (wantRv !== undefined && wantRv !== modRevision) throw conflictError(this.info, name);
+    if (uid !== undefined && uid !== '' && uid !== current.metadata.uid) {
+      throw conflictError(this.info, name, `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata.uid}`);
+    }
+  }
+
+  /** Every change after revision `after` (or after now), in order. DELETED events carry the object's last state. */
+  async watch(after: bigint | undefined, onEvent: (ev: ObjectEvent<T>) => void): Promise<ObjectWatch> {
+    const handler = (ev: WatchEvent) => {
+      if (ev.type === 'delete') {
+        if (!ev.prevKv) return;
+        onEvent({ type: 'DELETED', object: this.decode(ev.prevKv.value, ev.revision), revision: ev.revision });
+      } else {
+        const type: WatchType = ev.kv.createRevision === ev.kv.modRevision ? 'ADDED' : 'MODIFIED';
+        onEvent({ type, object: this.decode(ev.value, ev.revision), revision: ev.revision });
+      }
+    };
+    let w: StoreWatch;
+    try {
+      w = await this.store.watchPrefix(this.info.prefix, { startRevision: after === undefined ? undefined : after + 1n, prevKv: true }, handler);
+    } catch (e) {
+      throw this.expired(e);
+    }
+    return { cancel: () => w.cancel(), ended: w.ended.then((e) => (e ? this.expired(e) : null)) };
+  }
+
+  private expired(e: unknown): TrustplaneError {
+    if (e instanceof StoreCompactedError) {
+      const c = e as StoreCompactedError;
+      return expiredError(`too old resource version: ${c.requestedRevision ?? '?'}${c.compactRevision ? ` (${c.compactRevision})` : ''}`);
+    }
+    return e instanceof TrustplaneError ? e : new TrustplaneError('Internal', String((e as Error)?.message ?? e));
+  }
+}
