@@ -9,10 +9,12 @@ import { invalid } from '../util/errors.js';
 import { adapters } from './api/adapters.js';
 import { OpenApi } from './api/openapi.js';
 import { createHandler } from './api/router.js';
+import type { ClusterInfo } from './api/cluster-info.js';
 import { Authenticator, parseTrustBundle } from './auth/authenticate.js';
 import { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
 
 export { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
+export { CLUSTER_INFO_PATH, KUBECONFIG_KEY, TUNNEL_SERVER_KEY, clusterInfoConfigMap, type ClusterInfo } from './api/cluster-info.js';
 export * from './types.js';
 export { ApiError, toStatus } from './status.js';
 export * from './registry/csr.js';
@@ -36,6 +38,8 @@ export interface ApiServerOptions {
   clock?: Clock;
   /** Largest request body accepted; default DEFAULT_MAX_BODY_BYTES (3 MiB, as kube-apiserver). */
   maxBodyBytes?: number;
+  /** What the anonymous kube-public/cluster-info ConfigMap says (read per request); not served when absent. */
+  clusterInfo?: () => ClusterInfo;
 }
 
 export interface RunningApiServer {
@@ -74,6 +78,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
       watches.add(end);
       return () => watches.delete(end);
     },
+    clusterInfo: o.clusterInfo,
   });
   const server: Server = createServer(tlsOptions(), handler);
   server.keepAliveTimeout = KEEP_ALIVE_MS;

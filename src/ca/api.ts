@@ -17,9 +17,8 @@ export interface SignBatchBody {
 
 export type BatchResult = { ok: IssuedCertificate } | { error: ErrorBody['error'] };
 
-export interface ErrorBody {
-  error: { reason: string; message: string; hint?: string };
-}
+import type { ErrorBody } from '../util/h2-json.js';
+export type { ErrorBody };
 
 /** Wire limits: a CSR is refused above 64 KiB by the PKI core; a batch holds at most this many requests. */
 export const MAX_BATCH = 1000;
@@ -33,6 +32,7 @@ export const paths = {
   signBatch: (c: string) => `/v1/clusters/${encodeURIComponent(c)}/sign-batch`,
   clusterCallers: (c: string) => `/v1/clusters/${encodeURIComponent(c)}/callers`,
   fleetCallers: () => '/v1/fleet-callers',
+  serviceServers: () => '/v1/service-servers',
   generations: (c: string, k: AuthorityKind) => `/v1/clusters/${encodeURIComponent(c)}/authorities/${k}/generations`,
   generationOp: (c: string, k: AuthorityKind, n: number, op: 'activate' | 'retire') =>
     `/v1/clusters/${encodeURIComponent(c)}/authorities/${k}/generations/${n}/${op}`,

@@ -63,8 +63,20 @@ function loadKeyStoreChoice(path: string, given: StoredKeyStoreConfig | undefine
   if (recorded && given && recorded.type !== given.type)
     throw invalid(`this data dir's CA keys live in the "${recorded.type}" key store; it cannot be switched to "${given.type}"`, 'use a new --data-dir for another key store');
   const choice = given ?? recorded ?? { type: 'soft' };
-  if (!recorded || given) writeFileAtomic(path, JSON.stringify({ keystore: choice }, null, 2) + '\n');
+  if (!recorded || given) {
+    const cur = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
+    writeFileAtomic(path, JSON.stringify({ ...cur, keystore: choice }, null, 2) + '\n');
+  }
   return choice;
+}
+
+function readRecordedPort(path: string): number | undefined {
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { port?: number }).port : undefined;
+}
+
+function recordPort(path: string, port: number): void {
+  const cur = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
+  writeFileAtomic(path, JSON.stringify({ ...cur, port }, null, 2) + '\n');
 }
 
 export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
@@ -84,7 +96,17 @@ export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
   // The API's TLS key is made afresh at every start and lives only in memory.
   const host = o.host ?? '127.0.0.1';
   const tlsId = await localCredential(PLACEHOLDER_SUBJECT, (csr) => service.issueServiceCertificate(csr, { role: 'server', dns: ['localhost'], ip: ['127.0.0.1', '::1'] }, 'ca-service'));
-  const server = await startCaServer({ service, audit, host, port: o.port ?? 0, cert: tlsId.cert, key: tlsId.key, minVersion: o.minVersion });
+  // Port 0 means "the port this data dir had before, else any": clients such as the host keep working across restarts.
+  const recordedPort = readRecordedPort(p.config);
+  const serverOptions = { service, audit, host, cert: tlsId.cert, key: tlsId.key, minVersion: o.minVersion };
+  let server: Awaited<ReturnType<typeof startCaServer>>;
+  if (!o.port && recordedPort) {
+    server = await startCaServer({ ...serverOptions, port: recordedPort }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EADDRINUSE') throw e;
+      return startCaServer({ ...serverOptions, port: 0 });
+    });
+  } else server = await startCaServer({ ...serverOptions, port: o.port ?? 0 });
+  if (server.port !== recordedPort) recordPort(p.config, server.port);
 
   // The local fleet administrator's credential, renewed when it nears expiry.
   const serviceCa = service.serviceCaPem();

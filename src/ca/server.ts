@@ -1,9 +1,8 @@
 // The CA service's narrow API: JSON over HTTP/2, mutual TLS, callers identified by certificates the service issued.
-import http2 from 'node:http2';
-import type { TLSSocket } from 'node:tls';
-import { serverOptions, type MinVersion } from '../tls/policy.js';
+import type { MinVersion } from '../tls/policy.js';
 import { TrustplaneError, forbidden, invalid, notFound } from '../util/errors.js';
-import { MAX_BATCH, MAX_BODY_BYTES, type BatchResult, type CreateClusterBody, type ErrorBody, type SignBatchBody } from './api.js';
+import { asObject, errorBody, startH2JsonServer } from '../util/h2-json.js';
+import { MAX_BATCH, MAX_BODY_BYTES, type BatchResult, type CreateClusterBody, type SignBatchBody } from './api.js';
 import type { AuditLog } from './audit.js';
 import { parseAuthorityKind, type CaService, type CallerIdentity, type SignInput } from './service.js';
 
@@ -34,63 +33,8 @@ export function callerFromSubject(subject: Record<string, string | string[] | un
   throw forbidden(`client certificate "${cn}" names no caller role of the CA service`);
 }
 
-const identities = new WeakMap<object, CallerIdentity>();
-
-function identify(req: http2.Http2ServerRequest): CallerIdentity {
-  const session = req.stream.session;
-  const cached = session && identities.get(session);
-  if (cached) return cached;
-  const socket = req.socket as TLSSocket;
-  // rejectUnauthorized already refused unknown issuers at the handshake; this guards against misconfiguration.
-  if (!socket.authorized) throw new TrustplaneError('Unauthorized', 'a client certificate issued by this CA service is required');
-  const id = callerFromSubject(socket.getPeerCertificate().subject as unknown as Record<string, string>);
-  if (session) identities.set(session, id);
-  return id;
-}
-
-function readBody(req: http2.Http2ServerRequest): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new TrustplaneError('RequestEntityTooLarge', `request body exceeds ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (size === 0) return resolve({});
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch (e) {
-        reject(invalid(`request body is not valid JSON: ${(e as Error).message}`));
-      }
-    });
-    req.on('error', reject);
-  });
-}
-
-function send(res: http2.Http2ServerResponse, status: number, body: unknown) {
-  const data = Buffer.from(JSON.stringify(body));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': data.length });
-  res.end(data);
-}
-
-function errorBody(e: unknown): { status: number; body: ErrorBody } {
-  if (e instanceof TrustplaneError) return { status: e.httpStatus, body: { error: { reason: e.reason, message: e.message, hint: e.hint } } };
-  return { status: 500, body: { error: { reason: 'Internal', message: 'internal error in the CA service (see its log)' } } };
-}
-
 function requireFleet(c: CallerIdentity, what: string) {
   if (c.role !== 'fleet') throw forbidden(`${what} is reserved to the fleet (control plane host); caller ${c.name} may not`);
-}
-
-function asObject(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`${what} must be a JSON object`);
-  return v as Record<string, unknown>;
 }
 
 function signInput(v: unknown): SignInput {
@@ -113,6 +57,20 @@ async function route(svc: CaService, caller: CallerIdentity, method: string, par
     const b = asObject(await body(), 'request');
     if (typeof b.csr !== 'string' || typeof b.name !== 'string' || !/^[a-z0-9][-a-z0-9.]{0,62}$/.test(b.name)) throw invalid('needs "csr" (PEM) and "name" (lower-case identifier)');
     return [201, await svc.issueServiceCertificate(b.csr, { role: 'fleet', name: b.name }, caller.name)];
+  }
+  if (top === 'service-servers' && parts.length === 2 && method === 'POST') {
+    requireFleet(caller, 'issuing serving certificates for control plane services');
+    const b = asObject(await body(), 'request');
+    const names = (v: unknown, what: string) => {
+      if (v === undefined) return [];
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw invalid(`"${what}" must be an array of strings`);
+      return v as string[];
+    };
+    if (typeof b.csr !== 'string') throw invalid('needs "csr" (PEM)');
+    const dns = names(b.dns, 'dns');
+    const ip = names(b.ip, 'ip');
+    if (dns.length + ip.length === 0) throw invalid('needs at least one name in "dns" or "ip"');
+    return [201, await svc.issueServiceCertificate(b.csr, { role: 'server', dns, ip }, caller.name)];
   }
   if (top !== 'clusters') throw notFound('no such path');
   if (parts.length === 2) {
@@ -150,7 +108,7 @@ async function route(svc: CaService, caller: CallerIdentity, method: string, par
       let j = 0;
       const results: BatchResult[] = inputs.map((x) => {
         const r = x instanceof Error ? x : signed[j++];
-        return r instanceof Error ? errorBody(r).body : { ok: r };
+        return r instanceof Error ? errorBody(r, 'CA service').body : { ok: r };
       });
       return [200, { results }];
     }
@@ -177,52 +135,18 @@ async function route(svc: CaService, caller: CallerIdentity, method: string, par
 }
 
 export function startCaServer(o: CaServerOptions): Promise<RunningCaServer> {
-  const server = http2.createSecureServer({
-    ...serverOptions({ cert: o.cert, key: o.key, ca: o.service.serviceCaPem(), clientCert: 'require', minVersion: o.minVersion }),
-    allowHTTP1: false,
-  });
-  server.on('request', (req, res) => {
-    void (async () => {
-      try {
-        const caller = identify(req);
-        const url = new URL(req.url, 'https://ca.invalid');
-        const parts = url.pathname.split('/').filter(Boolean);
-        const [status, body] = await route(o.service, caller, req.method, parts, () => readBody(req));
-        o.audit.flush(); // the decision is on disk before the caller learns of it
-        send(res, status, body);
-      } catch (e) {
-        o.audit.flush();
-        const { status, body } = errorBody(e);
-        if (!res.headersSent && !res.stream.destroyed) send(res, status, body);
-      }
-    })();
-  });
-  // A TLS failure (no client cert, wrong CA, TLS < 1.2) never reaches a handler; nothing to answer.
-  server.on('tlsClientError', () => undefined);
-  server.on('sessionError', () => undefined);
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      const addr = server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : o.port;
-      const host = o.host.includes(':') ? `[${o.host}]` : o.host;
-      resolve({
-        url: `https://${host}:${port}`,
-        port,
-        close: () =>
-          new Promise<void>((res) => {
-            for (const s of sessions) s.close();
-            server.close(() => res());
-            setTimeout(() => {
-              for (const s of sessions) s.destroy();
-            }, 2000).unref();
-          }),
-      });
-    });
+  return startH2JsonServer<CallerIdentity>({
+    host: o.host,
+    port: o.port,
+    cert: o.cert,
+    key: o.key,
+    clientCa: o.service.serviceCaPem(),
+    minVersion: o.minVersion,
+    maxBodyBytes: MAX_BODY_BYTES,
+    service: 'CA service',
+    identify: callerFromSubject,
+    route: (caller, method, parts, body) => route(o.service, caller, method, parts, body),
+    // The decision is on disk before the caller learns of it.
+    beforeAnswer: () => o.audit.flush(),
   });
 }

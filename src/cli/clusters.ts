@@ -1,12 +1,17 @@
-// `trustplane clusters ...`: cluster lifecycle as gcloud's `container clusters` has it (today: the cluster's authorities).
+// `trustplane clusters ...`: cluster lifecycle as gcloud's `container clusters` has it, through the control plane host's fleet API.
 import type { Command } from 'commander';
-import type { ClusterView } from '../ca/api.js';
+import { resolve } from 'node:path';
 import type { AuthorityKind } from '../ca/authority.js';
+import { localCredential } from '../ca/credential.js';
+import type { AuthorityView } from '../ca/service.js';
+import { DEFAULT_POOL, type Credentials, type FleetCluster, type StoreBackend } from '../fleet/api.js';
+import type { FleetClient } from '../fleet/client.js';
+import { defaultKubeconfigPath, mergeKubeconfig, type KubeconfigEntry } from '../fleet/kubeconfig.js';
 import type { KeyAlgorithm } from '../pki/types.js';
 import { systemClock } from '../util/clock.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { invalid } from '../util/errors.js';
-import { dataDirOf, fleetClient, type GlobalOptions } from './context.js';
+import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { outputFormat, printJson, printTable } from './output.js';
 
 const ALGORITHMS: Record<string, KeyAlgorithm> = {
@@ -25,9 +30,9 @@ export function parseKeyAlgorithm(v: string): KeyAlgorithm {
 }
 
 /** One row per authority generation, for describe. */
-export function authorityRows(c: ClusterView, now = systemClock.now()): string[][] {
+export function authorityRows(authorities: AuthorityView[], now = systemClock.now()): string[][] {
   const rows: string[][] = [];
-  for (const a of c.authorities)
+  for (const a of authorities)
     for (const g of a.generations) {
       const left = g.notAfter ? (new Date(g.notAfter).getTime() - now.getTime()) / 1000 : NaN;
       rows.push([a.title, `g${g.generation}`, g.state, g.notAfter ?? '-', Number.isNaN(left) ? '-' : formatDuration(left), g.sha256 ?? '-', g.subject ?? '-']);
@@ -35,9 +40,33 @@ export function authorityRows(c: ClusterView, now = systemClock.now()): string[]
   return rows;
 }
 
-export function printClusterDescription(c: ClusterView): void {
-  process.stdout.write(`name: ${c.name}\nuid: ${c.uid}\ncreated: ${c.createdAt}\nstate: ${c.state}\n\n`);
-  printTable(['AUTHORITY', 'GEN', 'STATE', 'NOT AFTER', 'TIME LEFT', 'SHA-256', 'SUBJECT'], authorityRows(c));
+export function printClusterDescription(c: FleetCluster): void {
+  const lines = [
+    `name: ${c.name}`,
+    `uid: ${c.uid}`,
+    `created: ${c.createdAt}`,
+    `status: ${c.status}`,
+    `statusMessage: ${c.statusMessage}`,
+    `endpoint: ${c.endpoint || '-'}`,
+    `store: ${c.store.type} ${c.store.endpoints.join(',')}`,
+    `caCertHash: ${c.caCertHash}`,
+    `nodePools: ${c.nodePools.map((p) => p.name).join(', ') || '-'}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n\n');
+  printTable(['AUTHORITY', 'GEN', 'STATE', 'NOT AFTER', 'TIME LEFT', 'SHA-256', 'SUBJECT'], authorityRows(c.authorities));
+}
+
+/** The context name get-credentials and up give a cluster, as gcloud's gke_<project>_<zone>_<name>. */
+export const contextName = (cluster: string) => `trustplane_${cluster}`;
+
+/** An admin credential for `cluster`: the key is made here and never leaves this process except into the kubeconfig. */
+export async function adminKubeconfigEntry(fleet: FleetClient, cluster: string, username = 'admin'): Promise<KubeconfigEntry & { notAfter: string }> {
+  let got: Credentials | undefined;
+  const cred = await localCredential([{ type: 'O', value: 'system:masters' }, { type: 'CN', value: username }], async (csr) => {
+    got = await fleet.credentials(cluster, { csr, username });
+    return { certificate: got.certificate, chain: [], notAfter: got.notAfter };
+  });
+  return { name: contextName(cluster), server: got!.server, caBundle: got!.caBundle, clientCert: cred.cert, clientKey: cred.key, user: username, notAfter: got!.notAfter };
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
@@ -45,26 +74,39 @@ export function register(program: Command, globals: () => GlobalOptions): void {
 
   clusters
     .command('create <name>')
-    .description("create a cluster: its cluster root CA, etcd API CA and etcd peer CA, keys in the CA service's key store")
+    .description("create a cluster: its CAs (keys in the CA service's key store), state store, API server, controllers and a default node pool")
     .option('--key-algorithm <alg>', `CA key algorithm: ${Object.keys(ALGORITHMS).join(', ')}`, 'p256')
     .option('--root-ca-lifetime <duration>', 'cluster root CA lifetime', '10y')
     .option('--etcd-ca-lifetime <duration>', 'etcd API and etcd peer CA lifetime', '5y')
+    .option('--store <type>', 'where cluster state lives: embedded (SQLite behind the etcd v3 API) or etcd', 'embedded')
+    .option('--etcd-endpoints <urls>', 'with --store etcd: comma-separated https:// client URLs of the etcd members')
+    .option('--default-pool <name>', 'name of the node pool created with the cluster', DEFAULT_POOL)
     .option('-o, --output <format>', 'json')
-    .action(async (name: string, o: { keyAlgorithm: string; rootCaLifetime: string; etcdCaLifetime: string; output?: string }) => {
+    .action(async (name: string, o: { keyAlgorithm: string; rootCaLifetime: string; etcdCaLifetime: string; store: string; etcdEndpoints?: string; defaultPool: string; output?: string }) => {
       const fmt = outputFormat(o.output ?? globals().output);
       const etcd = parseDuration(o.etcdCaLifetime, '--etcd-ca-lifetime');
       const lifetimes: Partial<Record<AuthorityKind, number>> = { root: parseDuration(o.rootCaLifetime, '--root-ca-lifetime'), 'etcd-api': etcd, 'etcd-peer': etcd };
-      const client = fleetClient(dataDirOf(globals()));
-      try {
-        const c = await client.createCluster({ name, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), lifetimes });
+      let store: StoreBackend;
+      if (o.store === 'embedded') {
+        if (o.etcdEndpoints) throw invalid('--etcd-endpoints needs --store etcd');
+        store = { type: 'embedded' };
+      } else if (o.store === 'etcd') {
+        if (!o.etcdEndpoints) throw invalid('--store etcd needs --etcd-endpoints', 'e.g. --etcd-endpoints https://127.0.0.1:2379,https://127.0.0.1:22379');
+        store = { type: 'etcd', endpoints: o.etcdEndpoints.split(',').map((x) => x.trim()).filter(Boolean) };
+      } else throw invalid(`--store "${o.store}" is not a store type`, 'use embedded or etcd');
+      const keyAlgorithm = parseKeyAlgorithm(o.keyAlgorithm);
+      if (fmt !== 'json') process.stderr.write(`Creating cluster ${name}...\n`);
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        const c = await f.create({ name, keyAlgorithm, lifetimes, store, defaultPool: o.defaultPool });
         if (fmt === 'json') printJson(c);
         else {
-          process.stdout.write(`Created cluster ${c.name}.\n\n`);
+          process.stdout.write(`Created cluster ${c.name}.\n`);
+          if (c.status === 'PROVISIONING' && c.store.type === 'etcd')
+            process.stdout.write(`It waits for its etcd cluster: issue member certificates with \`trustplane store member-certs ${c.name} ...\`, start etcd, and it comes up by itself.\n`);
+          process.stdout.write(`Get credentials for kubectl with: trustplane clusters get-credentials ${c.name}\n\n`);
           printClusterDescription(c);
         }
-      } finally {
-        client.close();
-      }
+      });
     });
 
   clusters
@@ -73,44 +115,53 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('-o, --output <format>', 'json')
     .action(async (o: { output?: string }) => {
       const fmt = outputFormat(o.output ?? globals().output);
-      const client = fleetClient(dataDirOf(globals()));
-      try {
-        const list = await client.listClusters();
-        if (fmt === 'json') printJson(list);
-        else {
-          const now = systemClock.now().getTime();
-          printTable(
-            ['NAME', 'STATE', 'ROOT CA EXPIRES', 'TIME LEFT', 'CREATED'],
-            list.map((c) => {
-              const root = c.authorities.find((a) => a.kind === 'root')?.generations.find((g) => g.state === 'active');
-              return [c.name, c.state, root?.notAfter ?? '-', root?.notAfter ? formatDuration((new Date(root.notAfter).getTime() - now) / 1000) : '-', c.createdAt];
-            }),
-          );
-        }
-      } finally {
-        client.close();
-      }
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        const list = await f.list();
+        if (fmt === 'json') return printJson(list);
+        const now = systemClock.now().getTime();
+        printTable(
+          ['NAME', 'STATUS', 'ENDPOINT', 'STORE', 'ROOT CA EXPIRES', 'TIME LEFT', 'CREATED'],
+          list.map((c) => {
+            const root = c.authorities.find((a) => a.kind === 'root')?.generations.find((g) => g.state === 'active');
+            return [c.name, c.status, c.endpoint || '-', c.store.type, root?.notAfter ?? '-', root?.notAfter ? formatDuration((new Date(root.notAfter).getTime() - now) / 1000) : '-', c.createdAt];
+          }),
+        );
+      });
     });
 
   clusters
     .command('describe <name>')
-    .description("show a cluster's authorities: generations, fingerprints, expiry dates and trust bundles")
+    .description("show a cluster: status, endpoint, store, CA fingerprints, generations and expiry dates, node pools")
     .option('-o, --output <format>', 'json')
     .option('--bundle <authority>', 'print only the PEM trust bundle of one authority: root, etcd-api or etcd-peer')
     .action(async (name: string, o: { output?: string; bundle?: string }) => {
       const fmt = outputFormat(o.output ?? globals().output);
-      const client = fleetClient(dataDirOf(globals()));
-      try {
-        const c = await client.describeCluster(name);
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        const c = await f.describe(name);
         if (o.bundle) {
           const a = c.authorities.find((x) => x.kind === o.bundle);
           if (!a) throw invalid(`--bundle "${o.bundle}" is not an authority`, 'use root, etcd-api or etcd-peer');
           process.stdout.write(a.bundle);
         } else if (fmt === 'json') printJson(c);
         else printClusterDescription(c);
-      } finally {
-        client.close();
-      }
+      });
+    });
+
+  clusters
+    .command('get-credentials <name>')
+    .description('write an admin (system:masters) client certificate for a cluster into a kubeconfig and make it the current context, as gcloud does')
+    .option('--kubeconfig <path>', 'the kubeconfig to merge into (default: first path of $KUBECONFIG, else ~/.kube/config)')
+    .option('--username <name>', 'the Kubernetes user name in the certificate', 'admin')
+    .option('-o, --output <format>', 'json')
+    .action(async (name: string, o: { kubeconfig?: string; username: string; output?: string }) => {
+      const fmt = outputFormat(o.output ?? globals().output);
+      const path = resolve(o.kubeconfig ?? defaultKubeconfigPath());
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        const e = await adminKubeconfigEntry(f, name, o.username);
+        mergeKubeconfig(path, e);
+        if (fmt === 'json') printJson({ cluster: name, kubeconfig: path, context: e.name, server: e.server, user: e.user, notAfter: e.notAfter });
+        else process.stdout.write(`Fetching cluster endpoint and auth data.\nkubeconfig entry generated for ${name} in ${path} (context ${e.name}, user ${e.user}, expires ${e.notAfter}).\n`);
+      });
     });
 
   clusters
@@ -126,12 +177,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         rl.close();
         if (answer.trim() !== name) throw invalid('not confirmed; nothing was deleted');
       }
-      const client = fleetClient(dataDirOf(globals()));
-      try {
-        await client.deleteCluster(name);
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        await f.delete(name);
         process.stdout.write(`Deleted cluster ${name}; its CA keys are destroyed.\n`);
-      } finally {
-        client.close();
-      }
+      });
     });
 }

@@ -2,7 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { CaClient } from '../ca/client.js';
 import type { Endpoint } from '../ca/process.js';
-import { caPaths, defaultDataDir } from '../util/datadir.js';
+import { FleetClient } from '../fleet/client.js';
+import type { HostEndpoint } from '../fleet/host.js';
+import { caPaths, defaultDataDir, hostPaths } from '../util/datadir.js';
 import { TrustplaneError } from '../util/errors.js';
 
 export interface GlobalOptions {
@@ -27,4 +29,24 @@ export function fleetClient(dataDir: string): CaClient {
   const ep = readEndpoint(dataDir);
   if (!existsSync(p.fleetKey)) throw new TrustplaneError('Unauthorized', `no fleet credential in ${p.dir}`, 'it is written by the CA service on its first start');
   return new CaClient({ url: ep.url, cert: readFileSync(p.fleetCert, 'utf8'), key: readFileSync(p.fleetKey, 'utf8'), ca: readFileSync(p.serviceCa, 'utf8') });
+}
+
+/** A fleet API client (the control plane host) acting as the local fleet administrator. */
+export function fleetApi(dataDir: string): FleetClient {
+  const p = caPaths(dataDir);
+  const h = hostPaths(dataDir);
+  if (!existsSync(h.endpoint))
+    throw new TrustplaneError('Unavailable', `no control plane host is running for data dir ${dataDir}`, 'start one with `trustplane up` (or `trustplane serve` after `trustplane ca serve`), or pass the right --data-dir');
+  if (!existsSync(p.fleetKey)) throw new TrustplaneError('Unauthorized', `no fleet credential in ${p.dir}`, 'it is written by the CA service on its first start');
+  const ep = JSON.parse(readFileSync(h.endpoint, 'utf8')) as HostEndpoint;
+  return new FleetClient({ url: ep.url, cert: readFileSync(p.fleetCert, 'utf8'), key: readFileSync(p.fleetKey, 'utf8'), ca: readFileSync(p.serviceCa, 'utf8') });
+}
+
+/** Runs `fn` with a client and always closes it. */
+export async function using<C extends { close(): void }, T>(client: C, fn: (c: C) => Promise<T>): Promise<T> {
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
 }

@@ -1,14 +1,15 @@
-// `trustplane up`: the all-in-one local control plane: starts the CA service as a child, makes a demo cluster, prints how to use it.
+// `trustplane up`: the all-in-one local control plane: the CA service and the host as children, a cluster, its kubeconfig, how to use it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import type { Endpoint } from '../ca/process.js';
-import { caPaths } from '../util/datadir.js';
+import { buildKubeconfig } from '../fleet/kubeconfig.js';
+import { caPaths, clusterPaths, hostPaths } from '../util/datadir.js';
+import { writeFileAtomic } from '../util/files.js';
 import { TrustplaneError } from '../util/errors.js';
 import { waitFor } from '../util/wait.js';
-import { printClusterDescription } from './clusters.js';
-import { dataDirOf, fleetClient, type GlobalOptions } from './context.js';
+import { adminKubeconfigEntry, printClusterDescription } from './clusters.js';
+import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { printJson } from './output.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/trustplane.js', import.meta.url));
@@ -34,59 +35,99 @@ export function stopChild(child: ChildProcess, timeoutMs = 10000): Promise<void>
   });
 }
 
+/** Starts `args` as a child and waits until it has written its endpoint file naming its own pid. */
+async function startService(what: string, args: string[], endpointFile: string, logFile: string): Promise<ChildProcess> {
+  const child = startChild(args, logFile);
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  try {
+    await waitFor(what, () => {
+      if (exited) throw new TrustplaneError('Unavailable', `${what} exited during start-up; see ${logFile}`);
+      if (!existsSync(endpointFile)) return undefined;
+      const ep = JSON.parse(readFileSync(endpointFile, 'utf8')) as { pid: number };
+      return ep.pid === child.pid ? ep : undefined;
+    }, 60000);
+  } catch (e) {
+    await stopChild(child);
+    throw e;
+  }
+  return child;
+}
+
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('up')
-    .description('start a local control plane on loopback (the CA service today), create a demo cluster, and print how to use it; Ctrl-C stops it')
+    .description('start a local control plane on loopback (CA service and control plane host as child processes), create a cluster if the data dir has none, write its admin kubeconfig, and print how to use it; Ctrl-C stops everything')
     .option('--cluster <name>', 'name of the cluster to create when the data dir has none', 'demo')
-    .option('-o, --output <format>', 'json: print the cluster as JSON once ready')
+    .option('-o, --output <format>', 'json: print the clusters as JSON once ready')
     .action(async (o: { cluster: string; output?: string }) => {
       const dataDir = dataDirOf(globals());
-      const p = caPaths(dataDir);
-      mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-      progress(`starting the CA service (data dir ${dataDir}, log ${p.log})`);
-      const ca = startChild(['ca', 'serve', '--data-dir', dataDir], p.log);
-      let exited = false;
-      ca.once('exit', () => (exited = true));
+      const cp = caPaths(dataDir);
+      const hp = hostPaths(dataDir);
+      mkdirSync(cp.dir, { recursive: true, mode: 0o700 });
+      mkdirSync(hp.dir, { recursive: true, mode: 0o700 });
+      const children: ChildProcess[] = [];
       const stopAll = async () => {
         progress('stopping');
-        await stopChild(ca);
+        for (const c of [...children].reverse()) await stopChild(c);
       };
+      const kubeconfigs: string[] = [];
       try {
-        await waitFor('the CA service to start', () => {
-          if (exited) throw new TrustplaneError('Unavailable', `the CA service exited during start-up; see ${p.log}`);
-          if (!existsSync(p.endpoint)) return undefined;
-          const ep = JSON.parse(readFileSync(p.endpoint, 'utf8')) as Endpoint;
-          return ep.pid === ca.pid ? ep : undefined;
-        }, 60000);
-        const client = fleetClient(dataDir);
-        try {
-          let clusters = await client.listClusters();
+        progress(`starting the CA service (data dir ${dataDir}, log ${cp.log})`);
+        children.push(await startService('the CA service', ['ca', 'serve', '--data-dir', dataDir], cp.endpoint, cp.log));
+        progress(`starting the control plane host (log ${hp.log})`);
+        children.push(await startService('the control plane host', ['serve', '--data-dir', dataDir], hp.endpoint, hp.log));
+        await using(fleetApi(dataDir), async (f) => {
+          let clusters = await f.list();
           if (clusters.length === 0) {
-            progress(`creating cluster ${o.cluster}: cluster root CA, etcd API CA, etcd peer CA`);
-            await client.createCluster({ name: o.cluster });
-            clusters = await client.listClusters();
-          } else progress(`resuming ${clusters.length} existing cluster(s)`);
-          if (o.output === 'json') printJson(clusters);
+            progress(`creating cluster ${o.cluster}: its CAs, state store, API server, controllers and default node pool`);
+            await f.create({ name: o.cluster });
+            clusters = await f.list();
+          } else {
+            progress(`resuming ${clusters.length} existing cluster(s): ${clusters.map((c) => c.name).join(', ')}`);
+            const names = clusters.map((c) => c.name);
+            clusters = await waitFor('the clusters to run', async () => {
+              const now = (await f.list()).filter((c) => names.includes(c.name));
+              return now.every((c) => c.status !== 'PROVISIONING') ? now : undefined;
+            }, 60000, 200).catch(async () => {
+              const now = await f.list();
+              for (const c of now) if (c.status === 'PROVISIONING') progress(`cluster ${c.name} is still coming up: ${c.statusMessage}`);
+              return now;
+            });
+          }
+          for (const c of clusters) {
+            if (c.status !== 'RUNNING') continue;
+            const path = clusterPaths(dataDir, c.name).adminKubeconfig;
+            writeFileAtomic(path, buildKubeconfig(await adminKubeconfigEntry(f, c.name)), 0o600);
+            kubeconfigs.push(path);
+          }
+          if (o.output === 'json') printJson(await f.list());
           else
-            for (const c of clusters) {
+            for (const c of await f.list()) {
               printClusterDescription(c);
               process.stdout.write('\n');
             }
-        } finally {
-          client.close();
+        });
+        const first = o.output === 'json' ? undefined : kubeconfigs[0];
+        if (o.output !== 'json' && !first) process.stdout.write('The control plane is up, but no cluster is serving yet (see above).\nPress Ctrl-C to stop.\n');
+        if (first) {
+          const name = first.split('/').slice(-2)[0];
+          process.stdout.write(
+            [
+              `The control plane is up. The admin kubeconfig is ${first}`,
+              'Try, in another terminal:',
+              `  export KUBECONFIG=${first}`,
+              '  kubectl get csr',
+              '  kubectl get nodes',
+              '  kubectl auth whoami',
+              `  trustplane --data-dir ${dataDir} clusters describe ${name}`,
+              `  trustplane --data-dir ${dataDir} node-pools bootstrap-token default-pool --cluster ${name}`,
+              `  trustplane --data-dir ${dataDir} clusters get-credentials ${name}    # merges into ~/.kube/config`,
+              'Press Ctrl-C to stop.',
+              '',
+            ].join('\n'),
+          );
         }
-        process.stdout.write(
-          [
-            'The control plane is up. Try, in another terminal:',
-            `  trustplane --data-dir ${dataDir} clusters list`,
-            `  trustplane --data-dir ${dataDir} clusters describe ${o.cluster}`,
-            `  trustplane --data-dir ${dataDir} clusters describe ${o.cluster} --bundle root > root.pem && openssl x509 -in root.pem -noout -text`,
-            `  trustplane --data-dir ${dataDir} ca status`,
-            'Press Ctrl-C to stop.',
-            '',
-          ].join('\n'),
-        );
       } catch (e) {
         await stopAll();
         throw e;
@@ -95,11 +136,12 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         const onSignal = () => void stopAll().then(resolve);
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
-        ca.once('exit', (code, signal) => {
-          progress(`the CA service exited (${signal ?? code}); see ${p.log}`);
-          process.exitCode = 1;
-          resolve();
-        });
+        for (const [i, c] of children.entries())
+          c.once('exit', (code, signal) => {
+            progress(`the ${i === 0 ? 'CA service' : 'control plane host'} exited (${signal ?? code}); see ${i === 0 ? cp.log : hp.log}`);
+            process.exitCode = 1;
+            void stopAll().then(resolve);
+          });
       });
     });
 }

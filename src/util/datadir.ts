@@ -32,5 +32,20 @@ export function clusterPaths(dataDir: string, cluster: string) {
     storeEndpoint: join(dir, 'store', 'endpoint.json'),
     storePid: join(dir, 'store', 'store.pid'),
     storeLog: join(dir, 'store', 'store.log'),
+    /** The host's record of the cluster: its store backend, API server port, lifecycle state. */
+    config: join(dir, 'cluster.json'),
+    /** The admin kubeconfig `trustplane up` writes; `get-credentials` writes elsewhere. */
+    adminKubeconfig: join(dir, 'admin.kubeconfig'),
+  };
+}
+
+export function hostPaths(dataDir: string) {
+  const dir = join(dataDir, 'host');
+  return {
+    dir,
+    endpoint: join(dir, 'endpoint.json'),
+    pid: join(dir, 'host.pid'),
+    log: join(dir, 'host.log'),
+    clustersDir: join(dataDir, 'clusters'),
   };
 }

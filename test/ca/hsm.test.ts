@@ -63,14 +63,14 @@ test('trustplane ca serve --keystore pkcs11 as a real process, PIN from a file; 
   };
   let proc = await start(['--keystore', 'pkcs11', '--pkcs11-module', t2.module, '--pkcs11-token', t2.tokenLabel, '--pkcs11-pin-file', pinFile]);
   try {
-    const c = tp(['clusters', 'create', 'p', '-o', 'json', '--data-dir', dataDir]);
-    assert.equal(c.status, 0, c.stderr);
+    const created = await proc.fleet().createCluster({ name: 'p' });
+    assert.equal(created.state, 'ready');
     const status = JSON.parse(tp(['ca', 'status', '-o', 'json', '--data-dir', dataDir]).stdout);
     assert.equal(status.keystore, 'pkcs11');
     await proc.stop('SIGTERM');
     proc = await start([]); // remembered: no flags needed
     assert.equal(JSON.parse(tp(['ca', 'status', '-o', 'json', '--data-dir', dataDir]).stdout).keystore, 'pkcs11');
-    assert.equal(tp(['clusters', 'describe', 'p', '--data-dir', dataDir]).status, 0);
+    assert.equal((await proc.fleet().describeCluster('p')).name, 'p');
   } finally {
     await proc.stop('SIGTERM');
   }

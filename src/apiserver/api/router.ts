@@ -12,6 +12,7 @@ import { parseResourceVersion, type Preconditions } from '../registry/object-sto
 import { badRequestError, forbiddenError, methodNotAllowedError, unauthorizedError, unsupportedMediaTypeError, ApiError } from '../status.js';
 import type { KubeObject, UserInfo } from '../types.js';
 import type { Adapter, Ctx } from './adapters.js';
+import { serveClusterInfo, type ClusterInfo } from './cluster-info.js';
 import { aggregatedDiscovery, AGGREGATED_CONTENT_TYPE, legacyApiVersions, legacyGroup, legacyGroupList, resourceList, versionInfo, wantsAggregated } from './discovery.js';
 import { parseFieldValidation, validateFields } from './fields.js';
 import type { OpenApi } from './openapi.js';
@@ -31,6 +32,8 @@ export interface RouterDeps {
   serverAddress(): string;
   /** Registers an open watch so that shutdown can end it; returns its unregistration. */
   trackWatch(end: () => void): () => void;
+  /** The anonymous kube-public/cluster-info ConfigMap's content; not served when absent. */
+  clusterInfo?: () => ClusterInfo;
 }
 
 interface Target {
@@ -105,6 +108,7 @@ export function createHandler(d: RouterDeps): (req: IncomingMessage, res: Server
       res.end('ok');
       return;
     }
+    if (serveClusterInfo(res, method, path, d.clusterInfo)) return;
     const auth = await d.authenticator.authenticate(req);
     if (!auth) throw unauthorizedError();
 

@@ -1,0 +1,50 @@
+// kubeadm's discovery document: the anonymous kube-public/cluster-info ConfigMap a joining node reads before it trusts anything.
+//
+// It holds public facts only (the API server URL, the cluster root CA bundle, the tunnel server URL). A node fetches it
+// over an unverified connection and trusts it only after the CA's public key matches the hash it was given out of band.
+import type { ServerResponse } from 'node:http';
+import { stringify } from 'yaml';
+import { sendJson } from '../http/respond.js';
+
+export const CLUSTER_INFO_NAMESPACE = 'kube-public';
+export const CLUSTER_INFO_NAME = 'cluster-info';
+export const CLUSTER_INFO_PATH = `/api/v1/namespaces/${CLUSTER_INFO_NAMESPACE}/configmaps/${CLUSTER_INFO_NAME}`;
+/** ConfigMap data key of the kubeconfig, as kubeadm's bootstrapapi.KubeConfigKey. */
+export const KUBECONFIG_KEY = 'kubeconfig';
+/** ConfigMap data key of the reverse tunnel server's URL (empty when the cluster has none). */
+export const TUNNEL_SERVER_KEY = 'trustplane.io/tunnel-server';
+
+export interface ClusterInfo {
+  /** PEM: the cluster root CA bundle (every generation nodes must trust). */
+  caBundle: string;
+  /** The API server URL nodes use. */
+  server: string;
+  /** The tunnel server URL, https://host:port, if the cluster has one. */
+  tunnelServer?: string;
+}
+
+/** The ConfigMap as kube-apiserver serves it for kubeadm clusters (without the JWS signatures: the CA hash is the check). */
+export function clusterInfoConfigMap(info: ClusterInfo) {
+  const kubeconfig = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: '', cluster: { server: info.server, 'certificate-authority-data': Buffer.from(info.caBundle, 'utf8').toString('base64') } }],
+    contexts: [],
+    'current-context': '',
+    preferences: {},
+    users: [],
+  };
+  return {
+    kind: 'ConfigMap',
+    apiVersion: 'v1',
+    metadata: { name: CLUSTER_INFO_NAME, namespace: CLUSTER_INFO_NAMESPACE },
+    data: { [KUBECONFIG_KEY]: stringify(kubeconfig), [TUNNEL_SERVER_KEY]: info.tunnelServer ?? '' },
+  };
+}
+
+/** Answers a GET of cluster-info (true) without credentials: everything in it is public. Writes take the usual path. */
+export function serveClusterInfo(res: ServerResponse, method: string, path: string, info: (() => ClusterInfo) | undefined): boolean {
+  if (!info || method !== 'GET' || path !== CLUSTER_INFO_PATH) return false;
+  sendJson(res, 200, clusterInfoConfigMap(info()));
+  return true;
+}

@@ -1,0 +1,104 @@
+// `trustplane node ...`: the node agent on this machine — join a cluster with a bootstrap token, or run again on the credentials it has.
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { DEFAULT_WAIT_TIMEOUT_MS, joinNode, startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../node/agent.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+import type { GlobalOptions } from './context.js';
+
+/** Where a node keeps its credentials unless told: $TRUSTPLANE_NODE_DATA_DIR, else ./.trustplane-node. */
+export function defaultNodeDataDir(): string {
+  return resolve(process.env.TRUSTPLANE_NODE_DATA_DIR || './.trustplane-node');
+}
+
+interface RunFlags {
+  server?: string;
+  token?: string;
+  caCertHash: string[];
+  caFile?: string;
+  name?: string;
+  nodeDataDir?: string;
+  waitTimeout: string;
+  verbose?: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function agentOptions(f: RunFlags): NodeAgentOptions {
+  return {
+    dataDir: f.nodeDataDir ?? defaultNodeDataDir(),
+    server: f.server,
+    token: f.token,
+    caCertHash: f.caCertHash,
+    caFile: f.caFile,
+    nodeName: f.name,
+    waitTimeoutMs: parseDuration(f.waitTimeout, '--wait-timeout') * 1000,
+    logToStderr: !!f.verbose,
+  };
+}
+
+/** Runs the agent until SIGINT or SIGTERM (then stops it cleanly), or until it fails (then the error is thrown). */
+async function runUntilSignal(agent: NodeAgent): Promise<void> {
+  const s = agent.status();
+  process.stdout.write(
+    `Node ${s.nodeName} is part of the cluster at ${s.server}.\n` +
+      `  client certificate ${s.clientCertificate.serial}, valid until ${s.clientCertificate.notAfter}, renewed around ${s.clientCertificate.renewAt}\n` +
+      (s.servingCertificate
+        ? `  serving certificate ${s.servingCertificate.serial}, valid until ${s.servingCertificate.notAfter}\n`
+        : `  no serving certificate yet (${s.servingError ?? 'pending'}); the node endpoint waits for it\n`) +
+      (s.tunnel ? `  reverse tunnel to ${s.tunnel.url}\n` : '  no tunnel server is known for this cluster\n') +
+      `  state and log (agent.log) in ${agent.dataDir}\n` +
+      'Running; Ctrl-C stops the agent (the node keeps its credentials).\n',
+  );
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  let onSignal: (() => void) | undefined;
+  try {
+    await Promise.race([
+      agent.done,
+      new Promise<void>((r) => {
+        onSignal = () => r();
+        for (const sig of signals) process.once(sig, onSignal);
+      }),
+    ]);
+  } finally {
+    for (const sig of signals) if (onSignal) process.off(sig, onSignal);
+    await agent.stop();
+  }
+  process.stdout.write(`Node agent ${agent.nodeName} stopped.\n`);
+}
+
+export function registerNodeCommands(program: Command): void {
+  const node = program.command('node').description("the node agent: join this machine to a cluster and keep its credentials current");
+
+  node
+    .command('join')
+    .description('join a cluster: authenticate it by its CA hash, get a client certificate with the bootstrap token, register the Node, then run the agent')
+    .requiredOption('--server <url>', 'the API server, https://HOST:PORT')
+    .requiredOption('--token <token>', 'bootstrap token <id>.<secret> (`trustplane node-pools bootstrap-token POOL --cluster CLUSTER` makes one)')
+    .option('--ca-cert-hash <sha256:hex>', "the cluster root CA's public key hash, as kubeadm's --discovery-token-ca-cert-hash (repeatable)", collect, [] as string[])
+    .option('--ca-file <file>', 'a PEM file with the cluster root CA, instead of --ca-cert-hash')
+    .option('--name <name>', "the node's name (default: the data dir's, else this machine's host name)")
+    .option('--node-data-dir <dir>', 'where the node keeps its credentials and log (default ./.trustplane-node or $TRUSTPLANE_NODE_DATA_DIR)')
+    .option('--wait-timeout <duration>', 'how long to wait for each certificate to be approved and issued', `${DEFAULT_WAIT_TIMEOUT_MS / 60_000}m`)
+    .option('-v, --verbose', 'also write the agent log (JSON lines) to standard error')
+    .action(async (f: RunFlags) => {
+      const o = agentOptions(f);
+      process.stderr.write(`Joining the cluster at ${f.server} (waiting up to ${formatDuration((o.waitTimeoutMs ?? 0) / 1000)} for each certificate)...\n`);
+      await runUntilSignal(await joinNode(o));
+    });
+
+  node
+    .command('start')
+    .description('run the agent of a node that has joined before, on the credentials in its data dir')
+    .option('--node-data-dir <dir>', 'the node data dir (default ./.trustplane-node or $TRUSTPLANE_NODE_DATA_DIR)')
+    .option('--token <token>', 'a new bootstrap token, kept to join again should the client certificate have lapsed')
+    .option('--wait-timeout <duration>', 'how long to wait for each certificate to be approved and issued', `${DEFAULT_WAIT_TIMEOUT_MS / 60_000}m`)
+    .option('-v, --verbose', 'also write the agent log (JSON lines) to standard error')
+    .action(async (f: RunFlags) => {
+      await runUntilSignal(await startNodeAgent(agentOptions({ ...f, caCertHash: [] })));
+    });
+}
+
+/** The command-group convention of main.ts (`group.register(program, globals)`). */
+export function register(program: Command, _globals: () => GlobalOptions): void {
+  registerNodeCommands(program);
+}

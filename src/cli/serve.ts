@@ -1,0 +1,31 @@
+// `trustplane serve`: the control plane host in the foreground (fleet API; per cluster its store, API server, controllers).
+import type { Command } from 'commander';
+import { runHost } from '../fleet/host.js';
+import { parseMinVersion } from '../tls/policy.js';
+import { createLogger } from '../util/log.js';
+import { parseListen } from './ca.js';
+import { dataDirOf, type GlobalOptions } from './context.js';
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('serve')
+    .description('run the control plane host in the foreground: the fleet API and every cluster of the data dir (needs the CA service running)')
+    .option('--listen <host:port>', 'fleet API address; cluster API servers and stores bind to the same loopback host', '127.0.0.1:0')
+    .option('--tls-min-version <v>', 'minimum TLS version on every listener: 1.2 or 1.3', '1.2')
+    .option('--ca-wait <seconds>', 'how long to wait for the CA service at start', '30')
+    .action(async (o: { listen: string; tlsMinVersion: string; caWait: string }) => {
+      const dataDir = dataDirOf(globals());
+      const { host, port } = parseListen(o.listen);
+      const log = createLogger('trustplane-host');
+      const running = await runHost({ dataDir, host, port, minVersion: parseMinVersion(o.tlsMinVersion), log, caWaitMs: Number(o.caWait) * 1000 });
+      process.stdout.write(`trustplane control plane host listening on ${running.url} (data dir: ${dataDir})\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.stdout.write('stopping the control plane host\n');
+          void running.stop().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+}

@@ -1,0 +1,169 @@
+// The CSR approver's policy as one pure function: which kubelet CSRs are approved automatically, and why the rest wait.
+//
+// Three rules approve; nothing is ever denied automatically. Like Kubernetes' own approver, a request no rule covers is
+// left pending for an administrator (`kubectl certificate approve|deny`), with a note saying why; the CSR cleaner removes
+// it after 24 hours. Denial is final, and a clear violation today (a second bootstrap for a node that holds a live
+// credential) can be legitimate tomorrow (the node's disk was wiped and its old credential revoked), so a person decides.
+//
+//   bootstrap  kubelet client certificate for node N, asked by a bootstrap token (system:bootstrappers), when N holds no
+//              live credential and no other request for N is approved, and, for a single-use token, N is the node it
+//              is bound to.
+//   renewal    kubelet client certificate for node N, asked by node N itself (system:node:N in system:nodes), unless
+//              N's newest credential has been revoked.
+//   serving    kubelet serving certificate for node N, asked by node N itself, when every SAN (DNS and IP, at least one,
+//              no e-mail or URI) is an address on N's Node object (status.addresses).
+import { isIP } from 'node:net';
+import {
+  EXTRA_BOUND_NODE,
+  SIGNER_KUBELET_CLIENT,
+  SIGNER_KUBELET_SERVING,
+  isApproved,
+  isBootstrapper,
+  isDenied,
+  isFailed,
+  nodeNameOf,
+  type CertificateSigningRequest,
+  type Node,
+} from '../../apiserver/index.js';
+import type { ParsedCsr } from '../../pki/index.js';
+import { credentialEntries, liveCredential, type NodeCredential } from '../node-credentials.js';
+import { subjectNode } from '../node-identity.js';
+
+export const APPROVED_REASON = 'AutoApproved';
+/** Annotation the approver puts on a request it leaves for an administrator: why no rule approved it. */
+export const APPROVAL_NOTE_ANNOTATION = 'trustplane.io/approval-note';
+
+export type ApprovalRule = 'bootstrap' | 'renewal' | 'serving';
+
+export type ApprovalVerdict =
+  | { verdict: 'approve'; rule: ApprovalRule; reason: typeof APPROVED_REASON; message: string }
+  /** A kubelet request no rule approves: an administrator decides. */
+  | { verdict: 'pending'; rule?: ApprovalRule; message: string }
+  /** Not the approver's business: another signer, or already decided. */
+  | { verdict: 'ignore'; message: string };
+
+export interface ApprovalFacts {
+  csr: Pick<CertificateSigningRequest, 'metadata' | 'spec' | 'status'>;
+  /** spec.request, parsed and signature-checked (its subject and SANs), or why it could not be. */
+  request: Pick<ParsedCsr, 'subject' | 'sans'> | { error: string };
+  /** The credential record of the node named in the request's subject (null: none). */
+  credential: NodeCredential | null;
+  /** The Node object named in the request's subject (needed for serving requests; null: not registered). */
+  node: Node | null;
+  /**
+   * Other CSRs for the same node's kubelet client certificate that are approved and not failed, and either not issued
+   * yet or issued a certificate that has not expired: a credential the record may not show yet.
+   */
+  otherGrants: string[];
+  now: Date;
+}
+
+const CLIENT_USAGES = [
+  ['digital signature', 'client auth'],
+  ['digital signature', 'key encipherment', 'client auth'],
+];
+const SERVING_USAGES = [
+  ['digital signature', 'server auth'],
+  ['digital signature', 'key encipherment', 'server auth'],
+];
+
+function usagesMatch(given: string[] | undefined, allowed: string[][]): boolean {
+  const g = new Set(given ?? []);
+  return allowed.some((a) => a.length === g.size && a.every((u) => g.has(u)));
+}
+
+/** IP addresses in one textual form, so that "::1" and "0:0:0:0:0:0:0:1" compare equal. */
+export function canonicalIp(ip: string): string | undefined {
+  const v = isIP(ip);
+  if (v === 0) return undefined;
+  try {
+    return new URL(v === 6 ? `http://[${ip}]/` : `http://${ip}/`).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return undefined;
+  }
+}
+
+const pending = (message: string, rule?: ApprovalRule): ApprovalVerdict => ({ verdict: 'pending', message, ...(rule ? { rule } : {}) });
+const approve = (rule: ApprovalRule, message: string): ApprovalVerdict => ({ verdict: 'approve', rule, reason: APPROVED_REASON, message });
+const ADMIN = 'an administrator must approve or deny it';
+
+/** Should this CSR be approved automatically? */
+export function decideApproval(f: ApprovalFacts): ApprovalVerdict {
+  const { csr } = f;
+  const spec = csr.spec;
+  const signer = spec.signerName;
+  if (signer !== SIGNER_KUBELET_CLIENT && signer !== SIGNER_KUBELET_SERVING) return { verdict: 'ignore', message: `signer "${signer}" is not approved automatically` };
+  const full = csr as CertificateSigningRequest;
+  if (isApproved(full) || isDenied(full)) return { verdict: 'ignore', message: 'already approved or denied' };
+  if (isFailed(full)) return { verdict: 'ignore', message: 'already failed' };
+
+  if ('error' in f.request) return pending(`the certificate request cannot be read (${f.request.error}); ${ADMIN}`);
+  const request = f.request;
+  const subject = subjectNode(request);
+  if ('problem' in subject) return pending(`${subject.problem}; ${ADMIN}`);
+  const node = subject.node;
+  const user = { name: spec.username ?? '', groups: spec.groups ?? [] };
+  const requesterNode = nodeNameOf(user);
+
+  if (signer === SIGNER_KUBELET_CLIENT) {
+    const sans = request.sans;
+    if (sans.dns.length + sans.ip.length + sans.email.length + sans.uri.length > 0) {
+      return pending(`a kubelet client certificate carries no subject alternative names; ${ADMIN}`);
+    }
+    if (!usagesMatch(spec.usages, CLIENT_USAGES)) {
+      return pending(`usages ${JSON.stringify(spec.usages ?? [])} are not those of a kubelet client certificate (digital signature, client auth[, key encipherment]); ${ADMIN}`);
+    }
+
+    if (isBootstrapper(user)) {
+      const token = user.name.slice('system:bootstrap:'.length);
+      const bound = spec.extra?.[EXTRA_BOUND_NODE];
+      if (bound !== undefined && (bound.length !== 1 || bound[0] !== node)) {
+        return pending(`bootstrap token ${token} is bound to node "${bound.join(', ')}", not "${node}"; ${ADMIN}`, 'bootstrap');
+      }
+      const live = liveCredential(f.credential, f.now);
+      if (live) {
+        return pending(`node "${node}" already holds a live client credential (valid until ${live.notAfter}); a bootstrap token may not replace it; ${ADMIN}`, 'bootstrap');
+      }
+      if (f.otherGrants.length) {
+        return pending(`another request for node "${node}" (${f.otherGrants.join(', ')}) is already approved; ${ADMIN}`, 'bootstrap');
+      }
+      return approve('bootstrap', `bootstrap of node ${node} by token ${token}${bound ? ' (single-use, bound to this node)' : ''}`);
+    }
+
+    if (requesterNode !== undefined) {
+      if (requesterNode !== node) return pending(`node "${requesterNode}" asked for a certificate for node "${node}"; ${ADMIN}`, 'renewal');
+      const newest = credentialEntries(f.credential)[0];
+      if (newest?.revokedAt) {
+        return pending(`the newest client credential of node "${node}" was revoked at ${newest.revokedAt}; re-join the node with a bootstrap token, or ${ADMIN}`, 'renewal');
+      }
+      return approve('renewal', `renewal by node ${node} of its own client certificate`);
+    }
+    return pending(`only bootstrap tokens and the node itself get kubelet client certificates approved automatically; ${ADMIN}`);
+  }
+
+  // kubelet-serving
+  if (requesterNode === undefined) return pending(`only the node itself gets serving certificates approved automatically; ${ADMIN}`);
+  if (requesterNode !== node) return pending(`node "${requesterNode}" asked for a serving certificate for node "${node}"; ${ADMIN}`, 'serving');
+  if (!usagesMatch(spec.usages, SERVING_USAGES)) {
+    return pending(`usages ${JSON.stringify(spec.usages ?? [])} are not those of a kubelet serving certificate (digital signature, server auth[, key encipherment]); ${ADMIN}`, 'serving');
+  }
+  const sans = request.sans;
+  if (sans.email.length || sans.uri.length) return pending(`a serving certificate may name only DNS names and IP addresses; ${ADMIN}`, 'serving');
+  if (sans.dns.length + sans.ip.length === 0) return pending(`a serving certificate needs at least one DNS name or IP address; ${ADMIN}`, 'serving');
+  const newest = credentialEntries(f.credential)[0];
+  if (newest?.revokedAt) return pending(`the newest client credential of node "${node}" was revoked at ${newest.revokedAt}; ${ADMIN}`, 'serving');
+  if (!f.node) return pending(`Node "${node}" is not registered, so its addresses are unknown; ${ADMIN}`, 'serving');
+  const addresses = f.node.status?.addresses ?? [];
+  // By value, whatever the address type says: a DNS SAN must be a recorded name, an IP SAN a recorded IP.
+  const dnsKnown = new Set(addresses.filter((a) => isIP(a.address) === 0).map((a) => a.address.toLowerCase()));
+  const ipKnown = new Set(addresses.map((a) => canonicalIp(a.address)).filter((a): a is string => a !== undefined));
+  const unknown = [
+    ...sans.dns.filter((d) => !dnsKnown.has(d.toLowerCase())).map((d) => `DNS ${d}`),
+    ...sans.ip.filter((ip) => !ipKnown.has(canonicalIp(ip) ?? `invalid:${ip}`)).map((ip) => `IP ${ip}`),
+  ];
+  if (unknown.length) {
+    return pending(`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not among the addresses of Node "${node}" (status.addresses); ${ADMIN}`, 'serving');
+  }
+  const names = [...sans.dns.map((d) => `DNS ${d}`), ...sans.ip.map((ip) => `IP ${ip}`)].join(', ');
+  return approve('serving', `serving certificate of node ${node} for its own addresses ${names}`);
+}

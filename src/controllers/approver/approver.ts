@@ -1,0 +1,210 @@
+// The CSR approver loop: watches CSRs (and Nodes, whose addresses serving requests depend on), gathers the facts for
+// decideApproval, and writes its verdict. One request at a time, so two bootstrap requests for one node never both pass.
+import {
+  SIGNER_KUBELET_CLIENT,
+  SIGNER_KUBELET_SERVING,
+  csrRequestOf,
+  isApproved,
+  isDenied,
+  isFailed,
+  type CertificateSigningRequest,
+  type CsrRegistry,
+  type Node,
+  type NodeRegistry,
+  type ObjectEvent,
+} from '../../apiserver/index.js';
+import { parseCertificates, type ParsedCsr } from '../../pki/index.js';
+import type { Store } from '../../store/client.js';
+import type { Clock } from '../../util/clock.js';
+import { TrustplaneError } from '../../util/errors.js';
+import type { Logger } from '../../util/log.js';
+import { runInformer, type Informer } from '../loop/informer.js';
+import { runPeriodically, type Periodic } from '../loop/periodic.js';
+import { WorkQueue, type WorkResult } from '../loop/work-queue.js';
+import { getNodeCredential } from '../node-credentials.js';
+import { subjectNode } from '../node-identity.js';
+import { APPROVAL_NOTE_ANNOTATION, decideApproval, type ApprovalVerdict } from './approval.js';
+
+export interface ApproverDeps {
+  csrs: CsrRegistry;
+  nodes: NodeRegistry;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  /** Every request still undecided is looked at again this often (credentials expire, Nodes report addresses). */
+  resyncMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Called after each verdict is written or found unchanged (tests and metrics). */
+  onVerdict?: (name: string, v: ApprovalVerdict) => void;
+}
+
+/** What the approver keeps of each kubelet CSR it has seen. */
+interface Known {
+  signer: string;
+  /** The node the subject names, when it names one. */
+  node?: string;
+  undecided: boolean;
+  /** Approved, not denied or failed, with a certificate still to come or one that expires at this time (ms). */
+  grant?: { until: number };
+}
+
+const isKubelet = (s: string | undefined) => s === SIGNER_KUBELET_CLIENT || s === SIGNER_KUBELET_SERVING;
+
+function requestOf(csr: CertificateSigningRequest): ParsedCsr | { error: string } {
+  try {
+    return csrRequestOf(csr);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+function certificateNotAfter(csr: CertificateSigningRequest): number | undefined {
+  const b64 = csr.status?.certificate;
+  if (!b64) return undefined;
+  try {
+    return parseCertificates(Buffer.from(b64, 'base64').toString('latin1'))[0]?.notAfter.getTime();
+  } catch {
+    // An unreadable certificate grants nothing anyone could use.
+    return 0;
+  }
+}
+
+function know(csr: CertificateSigningRequest): Known {
+  const req = requestOf(csr);
+  const subject = 'error' in req ? undefined : subjectNode(req);
+  const node = subject && 'node' in subject ? subject.node : undefined;
+  const undecided = !isApproved(csr) && !isDenied(csr) && !isFailed(csr);
+  let grant: Known['grant'];
+  if (csr.spec.signerName === SIGNER_KUBELET_CLIENT && isApproved(csr) && !isDenied(csr) && !isFailed(csr)) {
+    grant = { until: certificateNotAfter(csr) ?? Number.POSITIVE_INFINITY };
+  }
+  return { signer: csr.spec.signerName, node, undecided, grant };
+}
+
+export class CsrApprover {
+  private readonly known = new Map<string, Known>();
+  private readonly byNode = new Map<string, Set<string>>();
+  private readonly queue: WorkQueue;
+  private csrInformer?: Informer;
+  private nodeInformer?: Informer;
+  private periodic?: Periodic;
+
+  constructor(private readonly d: ApproverDeps) {
+    // Concurrency 1: a verdict on one bootstrap request depends on the verdicts on the others for the same node.
+    this.queue = new WorkQueue((name) => this.handle(name), { name: 'csr-approver', concurrency: 1, retryBaseMs: d.retryBaseMs, retryMaxMs: d.retryMaxMs, log: d.log });
+  }
+
+  start(): void {
+    const retry = { log: this.d.log, retryBaseMs: this.d.retryBaseMs, retryMaxMs: this.d.retryMaxMs };
+    this.csrInformer = runInformer('csr-approver', this.d.csrs, { onList: (items) => this.onCsrList(items), onEvent: (ev) => this.onCsrEvent(ev) }, retry);
+    this.nodeInformer = runInformer<Node>('csr-approver nodes', this.d.nodes, { onList: () => this.enqueueUndecided(SIGNER_KUBELET_SERVING), onEvent: (ev) => this.onNodeEvent(ev) }, retry);
+    this.periodic = runPeriodically('csr-approver resync', this.d.resyncMs, async () => this.resync(), this.d.log);
+  }
+
+  /** Looks again at every undecided kubelet request: credentials expire and records change without a CSR event. */
+  resync(): void {
+    this.enqueueUndecided();
+  }
+
+  /** Resolves once the first CSR list has been taken in. */
+  synced(): Promise<void> {
+    return this.csrInformer?.synced ?? Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.csrInformer?.stop(), this.nodeInformer?.stop(), this.periodic?.stop()]);
+    await this.queue.stop();
+  }
+
+  private remember(name: string, k: Known | undefined): void {
+    const old = this.known.get(name);
+    if (old?.node) this.byNode.get(old.node)?.delete(name);
+    if (old?.node && this.byNode.get(old.node)?.size === 0) this.byNode.delete(old.node);
+    if (!k) {
+      this.known.delete(name);
+      return;
+    }
+    this.known.set(name, k);
+    if (k.node) {
+      let set = this.byNode.get(k.node);
+      if (!set) this.byNode.set(k.node, (set = new Set()));
+      set.add(name);
+    }
+  }
+
+  private onCsrList(items: CertificateSigningRequest[]): void {
+    for (const name of [...this.known.keys()]) this.remember(name, undefined);
+    for (const csr of items) if (isKubelet(csr.spec?.signerName)) this.remember(csr.metadata.name, know(csr));
+    this.enqueueUndecided();
+  }
+
+  private onCsrEvent(ev: ObjectEvent<CertificateSigningRequest>): void {
+    const csr = ev.object;
+    if (!isKubelet(csr.spec?.signerName)) return;
+    const name = csr.metadata.name;
+    const before = this.known.get(name);
+    const now = ev.type === 'DELETED' ? undefined : know(csr);
+    this.remember(name, now);
+    if (now?.undecided) this.queue.add(name);
+    // A grant that appears or goes away (denied, failed, deleted) can change the verdict on the node's other requests.
+    const node = now?.node ?? before?.node;
+    if (node && (before?.grant !== undefined) !== (now?.grant !== undefined)) this.enqueueNode(node);
+  }
+
+  private onNodeEvent(ev: ObjectEvent<Node>): void {
+    if (ev.type !== 'DELETED') this.enqueueNode(ev.object.metadata.name, SIGNER_KUBELET_SERVING);
+  }
+
+  private enqueueNode(node: string, signer?: string): void {
+    for (const name of this.byNode.get(node) ?? []) {
+      const k = this.known.get(name);
+      if (k?.undecided && (!signer || k.signer === signer)) this.queue.add(name);
+    }
+  }
+
+  private enqueueUndecided(signer?: string): void {
+    for (const [name, k] of this.known) if (k.undecided && (!signer || k.signer === signer)) this.queue.add(name);
+  }
+
+  private otherGrants(node: string, except: string): string[] {
+    const now = this.d.clock.now().getTime();
+    const out: string[] = [];
+    for (const name of this.byNode.get(node) ?? []) {
+      const g = this.known.get(name)?.grant;
+      if (name !== except && g && g.until > now) out.push(name);
+    }
+    return out.sort();
+  }
+
+  private async handle(name: string): Promise<WorkResult> {
+    const { csrs, nodes, store, clock, log } = this.d;
+    const csr = await csrs.objects.tryGet(name);
+    if (!csr || !isKubelet(csr.spec?.signerName)) return 'done';
+    const request = requestOf(csr);
+    const subject = 'error' in request ? undefined : subjectNode(request);
+    const node = subject && 'node' in subject ? subject.node : undefined;
+    const credential = node ? ((await getNodeCredential(store, node))?.record ?? null) : null;
+    const nodeObject = node && csr.spec.signerName === SIGNER_KUBELET_SERVING ? await nodes.objects.tryGet(node) : null;
+    const verdict = decideApproval({ csr, request, credential, node: nodeObject, otherGrants: node ? this.otherGrants(node, name) : [], now: clock.now() });
+    try {
+      if (verdict.verdict === 'approve') {
+        const written = await csrs.decide(name, 'Approved', verdict.reason, verdict.message, { resourceVersion: csr.metadata.resourceVersion });
+        // Known at once, before the watch reports it: the next request for this node must see this grant.
+        this.remember(name, know(written));
+        log.info({ csr: name, rule: verdict.rule, node, requester: csr.spec.username }, `approved: ${verdict.message}`);
+      } else if (verdict.verdict === 'pending') {
+        if (csr.metadata.annotations?.[APPROVAL_NOTE_ANNOTATION] !== verdict.message) {
+          await csrs.update({ ...csr, metadata: { ...csr.metadata, annotations: { ...csr.metadata.annotations, [APPROVAL_NOTE_ANNOTATION]: verdict.message } } });
+          log.info({ csr: name, node, requester: csr.spec.username }, `left for an administrator: ${verdict.message}`);
+        }
+      }
+    } catch (e) {
+      // Changed or deleted under us: look again with what is there now.
+      if (e instanceof TrustplaneError && (e.reason === 'Conflict' || e.reason === 'NotFound')) return e.reason === 'NotFound' ? 'done' : 'retry';
+      throw e;
+    }
+    this.d.onVerdict?.(name, verdict);
+    return 'done';
+  }
+}

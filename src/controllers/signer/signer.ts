@@ -1,0 +1,168 @@
+// The CSR signer loop: approved CSRs for the CA's signers go to the CA service; the chain, or its refusal, goes back
+// into the CSR; kubelet client certificates are recorded as node credentials for the approver.
+//
+// Never twice for one CSR: the CSR is read again right before the CA is asked and skipped once it holds a certificate;
+// one CSR is never handled twice at the same time; a certificate the CA issued but that could not be written yet is
+// kept and written on the next try instead of signing again; after a restart, issued CSRs are skipped.
+import {
+  SIGNER_KUBELET_CLIENT,
+  csrRequestOf,
+  isIssued,
+  type CertificateSigningRequest,
+  type CsrRegistry,
+  type ObjectEvent,
+} from '../../apiserver/index.js';
+import type { IssuedCertificate } from '../../ca/api.js';
+import { parseCertificates } from '../../pki/index.js';
+import type { Store } from '../../store/client.js';
+import type { Clock } from '../../util/clock.js';
+import { TrustplaneError } from '../../util/errors.js';
+import type { Logger } from '../../util/log.js';
+import { runInformer, type Informer } from '../loop/informer.js';
+import { WorkQueue, type WorkResult } from '../loop/work-queue.js';
+import { recordNodeCredential } from '../node-credentials.js';
+import { subjectNode } from '../node-identity.js';
+import { chainPem, classifyCaError, signInputOf, signingAction, type CsrSigningBackend } from './signing.js';
+
+export interface SignerDeps {
+  csrs: CsrRegistry;
+  store: Store;
+  ca: CsrSigningBackend;
+  clock: Clock;
+  log: Logger;
+  /** CSRs handled at the same time (each one by itself). */
+  concurrency: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export class CsrSigner {
+  private readonly queue: WorkQueue;
+  private informer?: Informer;
+  /** Issued by the CA but not yet written, by CSR name: written on the next try rather than signed again. */
+  private readonly unwritten = new Map<string, { uid: string; issued: IssuedCertificate }>();
+
+  constructor(private readonly d: SignerDeps) {
+    this.queue = new WorkQueue((name) => this.handle(name), { name: 'csr-signer', concurrency: d.concurrency, retryBaseMs: d.retryBaseMs, retryMaxMs: d.retryMaxMs, log: d.log });
+  }
+
+  start(): void {
+    const enqueue = (csr: CertificateSigningRequest) => {
+      if (signingAction(csr).action !== 'skip') this.queue.add(csr.metadata.name);
+    };
+    this.informer = runInformer(
+      'csr-signer',
+      this.d.csrs,
+      {
+        onList: (items) => items.forEach(enqueue),
+        onEvent: (ev: ObjectEvent<CertificateSigningRequest>) => {
+          if (ev.type !== 'DELETED') enqueue(ev.object);
+        },
+      },
+      { log: this.d.log, retryBaseMs: this.d.retryBaseMs, retryMaxMs: this.d.retryMaxMs },
+    );
+  }
+
+  synced(): Promise<void> {
+    return this.informer?.synced ?? Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    await this.informer?.stop();
+    await this.queue.stop();
+  }
+
+  private async handle(name: string): Promise<WorkResult> {
+    const { csrs, ca, log } = this.d;
+    const csr = await csrs.objects.tryGet(name);
+    const uid = csr?.metadata.uid ?? '';
+    // A certificate kept for a CSR that is gone, or was replaced under the same name, is for no one.
+    if (this.unwritten.get(name)?.uid !== uid) this.unwritten.delete(name);
+    if (!csr) return 'done';
+    const action = signingAction(csr);
+    if (action.action === 'record') {
+      await this.recordFromCsr(csr);
+      return 'done';
+    }
+    if (action.action === 'skip') return 'done';
+
+    let issued = this.unwritten.get(name)?.issued;
+    if (!issued) {
+      try {
+        issued = await ca.sign(signInputOf(csr));
+      } catch (e) {
+        const outcome = classifyCaError(e);
+        if (outcome.outcome === 'retry') {
+          log.warn({ csr: name, err: outcome.message }, 'CA service did not sign; trying again later');
+          return 'retry';
+        }
+        await this.markFailed(csr, outcome.reason, outcome.message);
+        return 'done';
+      }
+      this.unwritten.set(name, { uid, issued });
+    }
+    const written = await this.write(name, uid, issued);
+    if (written === 'retry') return 'retry';
+    this.unwritten.delete(name);
+    if (written === 'written') {
+      log.info({ csr: name, signer: csr.spec.signerName, requester: csr.spec.username, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
+      if (csr.spec.signerName === SIGNER_KUBELET_CLIENT) await this.record(csr, issued.serial, issued.notAfter, issued.generation);
+    }
+    return 'done';
+  }
+
+  /** Writes the chain into the CSR it was signed for; 'gone' when that CSR was deleted, replaced or issued meanwhile. */
+  private async write(name: string, uid: string, issued: IssuedCertificate): Promise<'written' | 'gone' | 'retry'> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cur = await this.d.csrs.objects.tryGet(name);
+      if (!cur || cur.metadata.uid !== uid || isIssued(cur) || signingAction(cur).action !== 'sign') {
+        this.d.log.warn({ csr: name, serial: issued.serial }, 'the CSR changed while the CA was signing (deleted, denied or issued); certificate not written');
+        return 'gone';
+      }
+      try {
+        await this.d.csrs.setCertificate(name, chainPem(issued), { resourceVersion: cur.metadata.resourceVersion });
+        return 'written';
+      } catch (e) {
+        if (!(e instanceof TrustplaneError && e.reason === 'Conflict')) throw e;
+      }
+    }
+    return 'retry';
+  }
+
+  private async markFailed(csr: CertificateSigningRequest, reason: string, message: string): Promise<void> {
+    try {
+      await this.d.csrs.fail(csr.metadata.name, reason, message, { resourceVersion: csr.metadata.resourceVersion });
+      this.d.log.info({ csr: csr.metadata.name, signer: csr.spec.signerName, requester: csr.spec.username, reason }, `CA refused: ${message}`);
+    } catch (e) {
+      // Changed meanwhile: the next event brings it back, and it is judged again from what it is then.
+      if (!(e instanceof TrustplaneError && (e.reason === 'Conflict' || e.reason === 'NotFound'))) throw e;
+    }
+  }
+
+  /** After a restart (or a crash between writing the certificate and the record): record what the CSR holds. */
+  private async recordFromCsr(csr: CertificateSigningRequest): Promise<void> {
+    let leaf;
+    try {
+      leaf = parseCertificates(Buffer.from(csr.status!.certificate!, 'base64').toString('latin1'))[0];
+    } catch {
+      return;
+    }
+    if (!leaf) return;
+    // The generation is not in the certificate (0: unknown); its notBefore (issue time less the CA's backdating) stands
+    // in for the issue time, so that an old certificate never passes for the newest.
+    await this.record(csr, leaf.serialHex, leaf.notAfter.toISOString(), 0, leaf.notBefore);
+  }
+
+  private async record(csr: CertificateSigningRequest, serial: string, notAfter: string, generation: number, issuedAt?: Date): Promise<void> {
+    let node: string | undefined;
+    try {
+      const s = subjectNode(csrRequestOf(csr));
+      if ('node' in s) node = s.node;
+    } catch {
+      node = undefined;
+    }
+    if (!node) return;
+    const now = this.d.clock.now();
+    await recordNodeCredential(this.d.store, node, { serial, notAfter, generation, issuedAt: (issuedAt ?? now).toISOString(), csr: csr.metadata.name }, now);
+  }
+}

@@ -1,0 +1,72 @@
+// The CSR signer's decisions as pure functions: what to do with a CSR, what to ask the CA, and what a CA error means.
+import {
+  SIGNER_APISERVER_CLIENT,
+  SIGNER_KUBELET_CLIENT,
+  SIGNER_KUBELET_SERVING,
+  isApproved,
+  isDenied,
+  isFailed,
+  isIssued,
+  type CertificateSigningRequest,
+} from '../../apiserver/index.js';
+import type { IssuedCertificate, SignInput } from '../../ca/api.js';
+import { TrustplaneError, type Reason } from '../../util/errors.js';
+
+/** The narrow view of the CA service the signer needs: one cluster's signing. The host binds a CaClient to its cluster. */
+export interface CsrSigningBackend {
+  sign(input: SignInput): Promise<IssuedCertificate>;
+}
+
+/** The signerNames this signer hands to the CA service; CSRs for any other signer are left for someone else. */
+export const CA_SIGNERS: readonly string[] = [SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING, SIGNER_APISERVER_CLIENT];
+
+/** Kubernetes' reason for a signer's refusal, shown by `kubectl get csr` as Failed. */
+export const FAILED_REASON = 'SignerValidationFailure';
+
+export type SigningAction =
+  /** Approved and nothing stops it: ask the CA. */
+  | { action: 'sign' }
+  /** Issued a kubelet client certificate: make sure the node's credential record holds it. */
+  | { action: 'record' }
+  | { action: 'skip'; why: string };
+
+export function signingAction(csr: Pick<CertificateSigningRequest, 'spec' | 'status' | 'metadata'>): SigningAction {
+  const c = csr as CertificateSigningRequest;
+  const signer = c.spec?.signerName;
+  if (!CA_SIGNERS.includes(signer)) return { action: 'skip', why: `signer "${signer}" is not handled here` };
+  if (isIssued(c)) return signer === SIGNER_KUBELET_CLIENT ? { action: 'record' } : { action: 'skip', why: 'already issued' };
+  if (isDenied(c)) return { action: 'skip', why: 'denied' };
+  if (isFailed(c)) return { action: 'skip', why: 'failed' };
+  if (!isApproved(c)) return { action: 'skip', why: 'not approved' };
+  return { action: 'sign' };
+}
+
+/** What the CA is asked for a CSR: its PEM, signer and lifetime, on behalf of the user who created it. */
+export function signInputOf(csr: Pick<CertificateSigningRequest, 'spec'>): SignInput & { csr: string } {
+  const s = csr.spec;
+  return {
+    signer: s.signerName,
+    csr: Buffer.from(s.request, 'base64').toString('utf8'),
+    ...(s.expirationSeconds !== undefined && s.expirationSeconds !== null ? { expirationSeconds: s.expirationSeconds } : {}),
+    ...(s.username ? { onBehalfOf: s.username } : {}),
+  };
+}
+
+/** The chain to write into status.certificate: the leaf, then the intermediates the CA serves with it. */
+export function chainPem(issued: Pick<IssuedCertificate, 'certificate' | 'chain'>): string {
+  return [issued.certificate, ...(issued.chain ?? [])].map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join('');
+}
+
+/** Refusals: the CA looked at the request and will never sign it. Everything else may pass on a later try. */
+const FINAL: ReadonlySet<Reason> = new Set<Reason>(['Forbidden', 'Invalid', 'BadRequest', 'RequestEntityTooLarge', 'UnsupportedMediaType']);
+
+export type CaOutcome = { outcome: 'fail'; reason: string; message: string } | { outcome: 'retry'; message: string };
+
+/**
+ * A CA refusal becomes a Failed condition; an unreachable or busy CA (Unavailable, Timeout, Internal, a cluster that is
+ * still being created, transport errors) is retried with backoff and never fails the request.
+ */
+export function classifyCaError(e: unknown): CaOutcome {
+  if (e instanceof TrustplaneError && FINAL.has(e.reason)) return { outcome: 'fail', reason: FAILED_REASON, message: e.message };
+  return { outcome: 'retry', message: e instanceof Error ? e.message : String(e) };
+}

@@ -1,0 +1,97 @@
+// The fleet API's wire contract (cluster lifecycle on the control plane host): paths and bodies shared by server and client.
+import type { AuthorityView } from '../ca/service.js';
+import type { KeyAlgorithm } from '../pki/types.js';
+import type { AuthorityKind } from '../ca/authority.js';
+
+/** Where a cluster's state lives. */
+export type StoreBackend =
+  /** The embedded etcd v3 store over SQLite, served by the host on loopback. */
+  | { type: 'embedded'; port?: number }
+  /** A real etcd cluster: trustplane holds a client certificate from the cluster's etcd API CA. */
+  | { type: 'etcd'; endpoints: string[] };
+
+export interface CreateClusterRequest {
+  name: string;
+  keyAlgorithm?: KeyAlgorithm;
+  lifetimes?: Partial<Record<AuthorityKind, number>>;
+  store?: StoreBackend;
+  /** Name of the node pool created with the cluster; default "default-pool". */
+  defaultPool?: string;
+}
+
+/**
+ * PROVISIONING: being created or its state store is not reachable yet; RUNNING; RECONCILING: a rotation is in
+ * progress; DEGRADED: serving, but something needs the operator (statusMessage says what); STOPPING: being deleted;
+ * ERROR: not serving (statusMessage says why).
+ */
+export type ClusterStatus = 'PROVISIONING' | 'RUNNING' | 'RECONCILING' | 'DEGRADED' | 'STOPPING' | 'ERROR';
+
+export interface NodePool {
+  name: string;
+  createdAt: string;
+}
+
+export interface FleetCluster {
+  name: string;
+  uid: string;
+  createdAt: string;
+  status: ClusterStatus;
+  statusMessage: string;
+  /** The API server's URL (empty until it serves). */
+  endpoint: string;
+  store: { type: StoreBackend['type']; endpoints: string[] };
+  /** kubeadm's pin of the active cluster root CA: sha256 over its SubjectPublicKeyInfo. */
+  caCertHash: string;
+  authorities: AuthorityView[];
+  nodePools: NodePool[];
+}
+
+export interface CredentialsRequest {
+  /** PEM CSR made where the key stays (the CLI). Its subject is ignored. */
+  csr: string;
+  /** The Kubernetes user name; default "admin". Always in system:masters. */
+  username?: string;
+}
+
+export interface Credentials {
+  cluster: string;
+  server: string;
+  /** PEM: the cluster root CA bundle. */
+  caBundle: string;
+  /** PEM: the client certificate and any intermediates. */
+  certificate: string;
+  notAfter: string;
+  username: string;
+}
+
+export interface BootstrapTokenRequest {
+  ttlSeconds?: number;
+  /** Bind the token to one node name; it is then spent by its first CSR. */
+  nodeName?: string;
+}
+
+export interface BootstrapTokenResponse {
+  cluster: string;
+  pool: string;
+  id: string;
+  token: string;
+  expiresAt: string;
+  server: string;
+  caCertHash: string;
+  nodeName?: string;
+  joinCommand: string;
+}
+
+export const DEFAULT_POOL = 'default-pool';
+export const DEFAULT_TOKEN_TTL_S = 24 * 3600;
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+const e = encodeURIComponent;
+export const fleetPaths = {
+  clusters: () => '/v1/clusters',
+  cluster: (c: string) => `/v1/clusters/${e(c)}`,
+  credentials: (c: string) => `/v1/clusters/${e(c)}/credentials`,
+  nodePools: (c: string) => `/v1/clusters/${e(c)}/node-pools`,
+  nodePool: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}`,
+  bootstrapTokens: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}/bootstrap-tokens`,
+};

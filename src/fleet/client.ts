@@ -1,0 +1,44 @@
+// The fleet API's typed client (the CLI's way to the control plane host).
+import { H2JsonClient, type H2JsonClientOptions } from '../util/h2-json.js';
+import {
+  fleetPaths as p,
+  type BootstrapTokenRequest,
+  type BootstrapTokenResponse,
+  type CreateClusterRequest,
+  type Credentials,
+  type FleetCluster,
+  type NodePool,
+} from './api.js';
+
+export class FleetClient extends H2JsonClient {
+  constructor(o: H2JsonClientOptions) {
+    super(o, { name: 'control plane host', hint: 'is the control plane host (`trustplane serve`, or `trustplane up`) running for this data dir?' });
+  }
+  list() {
+    return this.request<{ clusters: FleetCluster[] }>('GET', p.clusters()).then((r) => r.clusters);
+  }
+  create(req: CreateClusterRequest) {
+    return this.request<FleetCluster>('POST', p.clusters(), req, 120_000);
+  }
+  describe(name: string) {
+    return this.request<FleetCluster>('GET', p.cluster(name));
+  }
+  delete(name: string) {
+    return this.request<{ deleted: string }>('DELETE', p.cluster(name), undefined, 120_000);
+  }
+  credentials(name: string, req: { csr: string; username?: string }) {
+    return this.request<Credentials>('POST', p.credentials(name), req);
+  }
+  listPools(cluster: string) {
+    return this.request<{ nodePools: NodePool[] }>('GET', p.nodePools(cluster)).then((r) => r.nodePools);
+  }
+  createPool(cluster: string, name: string) {
+    return this.request<NodePool>('POST', p.nodePools(cluster), { name });
+  }
+  deletePool(cluster: string, name: string) {
+    return this.request<{ deleted: string; tokensDeleted: number }>('DELETE', p.nodePool(cluster, name));
+  }
+  bootstrapToken(cluster: string, pool: string, req: BootstrapTokenRequest) {
+    return this.request<BootstrapTokenResponse>('POST', p.bootstrapTokens(cluster, pool), req);
+  }
+}

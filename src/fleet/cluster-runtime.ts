@@ -1,0 +1,223 @@
+// One cluster at run time on the host: its state store (embedded, or a client of its etcd cluster), tunnel server, API server and controllers.
+import { startApiServer, type RunningApiServer } from '../apiserver/index.js';
+import { CaClient } from '../ca/client.js';
+import { localCredential } from '../ca/credential.js';
+import type { ClusterView } from '../ca/service.js';
+import { startControllers } from '../controllers/index.js';
+import { buildCsr, generateKeyPair, parseCertificate, pemDecode, pemEncode, spkiPin } from '../pki/index.js';
+import { openStore, type Store } from '../store/client.js';
+import { runStoreProcess, type RunningStoreProcess } from '../store/process.js';
+import type { MinVersion } from '../tls/policy.js';
+import type { Clock } from '../util/clock.js';
+import { NodeHttpsAgent, startTunnelServer, type TunnelServer } from '../tunnel/index.js';
+import type { Logger } from '../util/log.js';
+import type { ClusterStatus, StoreBackend } from './api.js';
+
+/** What the host keeps of a cluster in <data-dir>/clusters/<name>/cluster.json. */
+export interface ClusterConfig {
+  name: string;
+  /** 'creating' and 'deleting' are recorded before their side effects, so a restarted host finishes them. */
+  state: 'creating' | 'ready' | 'deleting';
+  createdAt: string;
+  store: StoreBackend;
+  /** The API server's port, kept across restarts so kubeconfigs stay valid (0 until first chosen). */
+  apiserverPort: number;
+  /** The tunnel server's port, kept across restarts so agents reconnect to the same place (0 until first chosen). */
+  tunnelPort?: number;
+  defaultPool: string;
+  create?: { keyAlgorithm?: unknown; lifetimes?: unknown };
+}
+
+export interface RuntimeDeps {
+  dataDir: string;
+  host: string;
+  /** The CA service, as the fleet (issues serving and store certificates). */
+  fleetCa: CaClient;
+  caUrl: string;
+  serviceCa: string;
+  clock: Clock;
+  minVersion?: MinVersion;
+  log: Logger;
+  /** Called when a port is first chosen, so the host can record it. */
+  persist(c: ClusterConfig): void;
+}
+
+export interface ClusterRuntime {
+  readonly name: string;
+  status(): { status: ClusterStatus; message: string };
+  /** Empty until the API server serves. */
+  endpoint(): string;
+  storeEndpoints(): string[];
+  /** The store, once reachable. */
+  store(): Store;
+  caBundle(): string;
+  /** The tunnel server (undefined until started). */
+  tunnel(): TunnelServer | undefined;
+  /** HTTPS to node endpoints through the tunnel, TLS end to end, as the API server's kubelet client. */
+  nodeAgent(): NodeHttpsAgent | undefined;
+  caCertHash(): string;
+  stop(): Promise<void>;
+}
+
+const RETRY_MS = 2000;
+
+function rootOf(view: ClusterView) {
+  const root = view.authorities.find((a) => a.kind === 'root');
+  if (!root) throw new Error(`cluster ${view.name} has no cluster root CA`);
+  return root;
+}
+
+/** kubeadm's --discovery-token-ca-cert-hash of the active cluster root CA generation. */
+export function caCertHashOf(view: ClusterView): string {
+  const root = rootOf(view);
+  const active = root.generations.find((g) => g.state === 'active');
+  const pem = active?.certificate ?? root.bundle;
+  return spkiPin(parseCertificate(pemDecode(pem, 'CERTIFICATE')).publicKey);
+}
+
+/**
+ * Starts what the cluster needs, in order: store, store client, cluster caller credential, API server, controllers.
+ * A store that is not reachable yet (an etcd cluster still starting) leaves the cluster PROVISIONING and is retried.
+ */
+export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): ClusterRuntime {
+  const log = d.log.child({ cluster: config.name });
+  let status: ClusterStatus = 'PROVISIONING';
+  let message = 'starting';
+  let view: ClusterView | undefined;
+  let storeServer: RunningStoreProcess | undefined;
+  let store: Store | undefined;
+  let storeUrls: string[] = config.store.type === 'etcd' ? config.store.endpoints : [];
+  let api: RunningApiServer | undefined;
+  let caller: CaClient | undefined;
+  let controllers: { stop(): Promise<void> } | undefined;
+  let tunnel: TunnelServer | undefined;
+  let nodeAgent: NodeHttpsAgent | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inflight: Promise<void> = Promise.resolve();
+
+  const attempt = async () => {
+    view = await d.fleetCa.describeCluster(config.name);
+    const etcdApi = view.authorities.find((a) => a.kind === 'etcd-api')!.bundle;
+    const root = rootOf(view);
+    if (config.store.type === 'embedded' && !storeServer) {
+      storeServer = await runStoreProcess({ dataDir: d.dataDir, cluster: config.name, ca: d.fleetCa, host: d.host, port: config.store.port ?? 0, minVersion: d.minVersion });
+      storeUrls = [storeServer.url];
+      const port = Number(new URL(storeServer.url).port);
+      if (config.store.port !== port) d.persist({ ...config, store: { type: 'embedded', port } });
+      config.store = { type: 'embedded', port };
+    }
+    if (!store) {
+      const client = await localCredential([{ type: 'CN', value: 'system:trustplane:apiserver' }], (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/etcd-client', csr }));
+      const s = await openStore({ endpoints: storeUrls, tls: { ca: etcdApi, cert: client.cert, key: client.key }, timeoutMs: 5000 });
+      try {
+        await s.get('/registry/trustplane/nodepools/');
+      } catch (e) {
+        await s.close();
+        throw e;
+      }
+      store = s;
+    }
+    if (!caller) {
+      const kp = await generateKeyPair({ kind: 'ec', curve: 'P-256' });
+      const csr = pemEncode('CERTIFICATE REQUEST', await buildCsr({ subject: [{ type: 'CN', value: 'caller' }], signer: kp.signer }));
+      const issued = await d.fleetCa.issueClusterCaller(config.name, csr);
+      caller = new CaClient({ url: d.caUrl, cert: issued.certificate, key: kp.privateKeyPem, ca: d.serviceCa });
+    }
+    const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(d.host) ? [d.host] : [])])];
+    if (!tunnel) {
+      // Agents dial in here with their kubelet client certificates; the control plane reaches nodes only through it.
+      const serving = await localCredential(
+        [{ type: 'CN', value: 'trustplane-tunnel-server' }],
+        (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/kube-apiserver-serving', csr }),
+        { sans: { dns: ['localhost'], ip: ips } },
+      );
+      tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort ?? 0, tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock });
+      if (config.tunnelPort !== tunnel.port) {
+        config.tunnelPort = tunnel.port;
+        d.persist(config);
+      }
+      const kubeletClient = await localCredential([{ type: 'CN', value: 'system:trustplane:apiserver-kubelet-client' }], (csr) =>
+        d.fleetCa.sign(config.name, { signer: 'trustplane.io/control-plane-component', csr }),
+      );
+      nodeAgent = new NodeHttpsAgent(tunnel, { cert: kubeletClient.cert, key: kubeletClient.key, ca: root.bundle, minVersion: d.minVersion });
+    }
+    if (!api) {
+      const serving = await localCredential(
+        [{ type: 'CN', value: 'kube-apiserver' }],
+        (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/kube-apiserver-serving', csr }),
+        { sans: { dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ip: ips } },
+      );
+      const serverUrl = () => api?.url ?? '';
+      const tunnelUrl = tunnel.url;
+      api = await startApiServer({
+        cluster: config.name,
+        host: d.host,
+        port: config.apiserverPort,
+        tls: { cert: serving.cert, key: serving.key, minVersion: d.minVersion },
+        clientCa: root.bundle,
+        store,
+        clock: d.clock,
+        clusterInfo: () => ({ caBundle: root.bundle, server: serverUrl(), tunnelServer: tunnelUrl }),
+        nodeTransport: () => nodeAgent,
+      });
+      if (config.apiserverPort !== api.port) {
+        config.apiserverPort = api.port;
+        d.persist(config);
+      }
+    }
+    if (!controllers) {
+      const c = caller;
+      controllers = await startControllers({
+        cluster: config.name,
+        store,
+        ca: { sign: (input) => c.sign(config.name, { ...input, csr: typeof input.csr === 'string' ? input.csr : input.csr.toString('utf8') }) },
+        clock: d.clock,
+        log: d.log,
+      });
+    }
+    status = 'RUNNING';
+    message = `serving at ${api.url}`;
+    log.info({ endpoint: api.url, store: storeUrls }, 'cluster running');
+  };
+
+  const run = () => {
+    inflight = attempt().catch((e: Error) => {
+      if (stopped) return;
+      status = 'PROVISIONING';
+      message = `waiting for the cluster to come up: ${e.message}`;
+      log.warn({ err: e.message }, 'cluster not up yet; retrying');
+      timer = setTimeout(run, RETRY_MS);
+    });
+  };
+  run();
+
+  return {
+    name: config.name,
+    status: () => ({ status, message }),
+    endpoint: () => api?.url ?? '',
+    storeEndpoints: () => storeUrls,
+    store() {
+      if (!store) throw new Error(`cluster ${config.name}: its state store is not reachable yet (${message})`);
+      return store;
+    },
+    caBundle: () => (view ? rootOf(view).bundle : ''),
+    tunnel: () => tunnel,
+    nodeAgent: () => nodeAgent,
+    caCertHash: () => (view ? caCertHashOf(view) : ''),
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      status = 'STOPPING';
+      await inflight; // a start in progress finishes its step; everything it made is closed below
+      await controllers?.stop();
+      await api?.close();
+      nodeAgent?.destroy();
+      await tunnel?.close();
+      caller?.close();
+      await store?.close();
+      await storeServer?.stop();
+      controllers = api = store = storeServer = caller = tunnel = nodeAgent = undefined;
+    },
+  };
+}
