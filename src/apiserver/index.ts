@@ -1,4 +1,5 @@
 // The per-cluster API server: HTTPS on loopback with client-certificate or bootstrap-token authentication, state in the store.
+import type { Agent } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
@@ -40,6 +41,8 @@ export interface ApiServerOptions {
   maxBodyBytes?: number;
   /** What the anonymous kube-public/cluster-info ConfigMap says (read per request); not served when absent. */
   clusterInfo?: () => ClusterInfo;
+  /** Reaches node endpoints through the reverse tunnel (an https.Agent dialling node names), for /api/v1/nodes/NAME/proxy/...; absent: not served. */
+  nodeTransport?: () => Agent | undefined;
 }
 
 export interface RunningApiServer {
@@ -79,6 +82,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
       return () => watches.delete(end);
     },
     clusterInfo: o.clusterInfo,
+    nodeTransport: o.nodeTransport,
   });
   const server: Server = createServer(tlsOptions(), handler);
   server.keepAliveTimeout = KEEP_ALIVE_MS;

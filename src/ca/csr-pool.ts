@@ -10,7 +10,13 @@ const asBuffer = (v: unknown): Buffer => (v instanceof Uint8Array ? Buffer.from(
 
 /** Structured clone turns Buffers into Uint8Arrays; give them back their Buffer face. */
 function revive(p: ParsedCsr): ParsedCsr {
-  return { ...p, der: asBuffer(p.der), publicKey: asBuffer(p.publicKey), extensions: p.extensions.map((e) => ({ ...e, value: asBuffer(e.value) })) };
+  return {
+    ...p,
+    der: asBuffer(p.der),
+    publicKey: asBuffer(p.publicKey),
+    ...(p.subjectDer ? { subjectDer: asBuffer(p.subjectDer) } : {}),
+    extensions: p.extensions.map((e) => ({ ...e, value: asBuffer(e.value) })),
+  };
 }
 
 export class CsrPool {

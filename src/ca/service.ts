@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KeyStore } from '../keystore/keystore.js';
 import type { KeyAlgorithm, Name, ParsedCsr, Signer } from '../pki/types.js';
-import { buildCertificate, crossSign, formatName, parseCertificate, parseCsr, pemEncode, selfSignedCa } from '../pki/index.js';
+import { buildCertificate, crossSign, formatName, parseCertificate, parseCsr, parseCsrAsync, pemEncode, selfSignedCa } from '../pki/index.js';
 import type { Clock } from '../util/clock.js';
 import { TrustplaneError, forbidden, invalid, notFound, conflict } from '../util/errors.js';
 import { Mutex } from '../util/mutex.js';
@@ -383,13 +383,15 @@ export class CaService {
   async signMany(caller: CallerIdentity, cluster: string, inputs: SignInput[]): Promise<Array<IssuedCertificate | TrustplaneError>> {
     const parsed: Array<ParsedCsr | TrustplaneError> = this.csrPool
       ? await this.csrPool.parseMany(inputs.map((i) => i.csr))
-      : inputs.map((i) => {
-          try {
-            return parseCsr(i.csr);
-          } catch (e) {
-            return e instanceof TrustplaneError ? e : invalid(`CSR is not valid: ${(e as Error).message}`);
-          }
-        });
+      : await Promise.all(
+          inputs.map(async (i) => {
+            try {
+              return await parseCsrAsync(i.csr);
+            } catch (e) {
+              return e instanceof TrustplaneError ? e : invalid(`CSR is not valid: ${(e as Error).message}`);
+            }
+          }),
+        );
     return Promise.all(
       inputs.map(async (input, i) => {
         try {

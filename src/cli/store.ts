@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { ClusterConfig } from '../fleet/cluster-runtime.js';
 import { localCredential } from '../ca/credential.js';
 import { runStoreProcess, type StoreEndpoint } from '../store/process.js';
 import { parseMinVersion } from '../tls/policy.js';
@@ -13,9 +14,15 @@ import { parseListen } from './ca.js';
 import { dataDirOf, fleetClient, type GlobalOptions } from './context.js';
 import { outputFormat, printJson } from './output.js';
 
+/** The embedded store's URL from its endpoint file, or the cluster's etcd endpoints from the cluster's host record. */
 function storeUrl(dataDir: string, cluster: string): string | undefined {
-  const p = clusterPaths(dataDir, cluster).storeEndpoint;
-  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as StoreEndpoint).url : undefined;
+  const p = clusterPaths(dataDir, cluster);
+  if (existsSync(p.storeEndpoint)) return (JSON.parse(readFileSync(p.storeEndpoint, 'utf8')) as StoreEndpoint).url;
+  if (existsSync(p.config)) {
+    const c = JSON.parse(readFileSync(p.config, 'utf8')) as ClusterConfig;
+    if (c.store.type === 'etcd') return c.store.endpoints.join(',');
+  }
+  return undefined;
 }
 
 function writeBundle(dir: string, files: Record<string, { data: string; mode: number }>): Record<string, string> {

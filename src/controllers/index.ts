@@ -43,7 +43,7 @@ export const DEFAULT_TUNING: ControllerTuning = {
   cleanerIntervalMs: 10 * 60_000,
   tokenCleanerIntervalMs: 60_000,
   approverResyncMs: 5 * 60_000,
-  signerConcurrency: 4,
+  signerConcurrency: 32,
   retryBaseMs: 1000,
   retryMaxMs: 5 * 60_000,
 };

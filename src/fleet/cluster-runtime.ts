@@ -40,6 +40,8 @@ export interface RuntimeDeps {
   log: Logger;
   /** Called when a port is first chosen, so the host can record it. */
   persist(c: ClusterConfig): void;
+  /** Called each time the cluster comes up (the host finishes a creation that waited for the store). */
+  onRunning?(): void;
 }
 
 export interface ClusterRuntime {
@@ -179,6 +181,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     status = 'RUNNING';
     message = `serving at ${api.url}`;
     log.info({ endpoint: api.url, store: storeUrls }, 'cluster running');
+    d.onRunning?.();
   };
 
   const run = () => {

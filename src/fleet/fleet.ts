@@ -45,7 +45,11 @@ export class Fleet {
   };
 
   private startRuntime(c: ClusterConfig) {
-    this.runtimes.set(c.name, startClusterRuntime(c, { ...this.d, persist: this.persist }));
+    const onRunning = () => {
+      if (c.state !== 'creating') return;
+      this.finishCreate(c).catch((e: Error) => this.d.log.error({ cluster: c.name, err: e.message }, 'could not finish creating the cluster'));
+    };
+    this.runtimes.set(c.name, startClusterRuntime(c, { ...this.d, persist: this.persist, onRunning }));
   }
 
   /** Resumes every cluster recorded in the data dir, finishing creations and deletions a crash interrupted. */

@@ -42,6 +42,8 @@ export interface EtcdClusterOptions {
   etcdBin?: string;
   /** Extra flags for every member, e.g. ['--heartbeat-interval=50']. */
   extraArgs?: string[];
+  /** Client ports chosen beforehand (e.g. already written into a cluster's configuration), one per member. */
+  clientPorts?: number[];
 }
 
 export interface EtcdCluster {
@@ -134,7 +136,7 @@ async function launch(n: number, material: EtcdTlsMaterial, dir: string, removeD
   const ports = await freePorts(2 * n);
   const members: Member[] = [];
   for (let i = 0; i < n; i++) {
-    members.push({ name: `m${i}`, clientPort: ports[2 * i], peerPort: ports[2 * i + 1], args: [], logFile: join(dir, `m${i}.log`) });
+    members.push({ name: `m${i}`, clientPort: o.clientPorts?.[i] ?? ports[2 * i], peerPort: ports[2 * i + 1], args: [], logFile: join(dir, `m${i}.log`) });
   }
   const initialCluster = members.map((m) => `${m.name}=https://${HOST}:${m.peerPort}`).join(',');
   const token = `tp-${process.pid}-${Date.now().toString(36)}`;

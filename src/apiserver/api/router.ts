@@ -1,5 +1,5 @@
 // Routes one HTTPS request: authenticate, find the resource, authorize, decode, call the registry, answer in Kubernetes JSON.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Agent, IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../../util/clock.js';
 import { TrustplaneError } from '../../util/errors.js';
 import type { Authenticated, Authenticator } from '../auth/authenticate.js';
@@ -13,6 +13,7 @@ import { badRequestError, forbiddenError, methodNotAllowedError, unauthorizedErr
 import type { KubeObject, UserInfo } from '../types.js';
 import type { Adapter, Ctx } from './adapters.js';
 import { serveClusterInfo, type ClusterInfo } from './cluster-info.js';
+import { nodeProxyTarget, proxyToNode } from './node-proxy.js';
 import { aggregatedDiscovery, AGGREGATED_CONTENT_TYPE, legacyApiVersions, legacyGroup, legacyGroupList, resourceList, versionInfo, wantsAggregated } from './discovery.js';
 import { parseFieldValidation, validateFields } from './fields.js';
 import type { OpenApi } from './openapi.js';
@@ -34,6 +35,8 @@ export interface RouterDeps {
   trackWatch(end: () => void): () => void;
   /** The anonymous kube-public/cluster-info ConfigMap's content; not served when absent. */
   clusterInfo?: () => ClusterInfo;
+  /** Reaches node endpoints through the reverse tunnel, for /api/v1/nodes/NAME/proxy/...; not served when absent. */
+  nodeTransport?: () => Agent | undefined;
 }
 
 interface Target {
@@ -113,6 +116,15 @@ export function createHandler(d: RouterDeps): (req: IncomingMessage, res: Server
     if (!auth) throw unauthorizedError();
 
     if (nonResource(req, res, path, method)) return;
+    const proxy = d.nodeTransport && nodeProxyTarget(url.pathname);
+    if (proxy) {
+      const nodes = byResource.get('/v1/nodes');
+      return proxyToNode(req, res, auth.user, proxy, url.search, {
+        transport: d.nodeTransport!,
+        nodeExists: async (name) => void (await nodes!.get(name)),
+        trackStream: d.trackWatch,
+      });
+    }
     const t = parseTarget(path);
     if (!t) throw notFoundPath();
     if (t.group === '' && t.version === 'v1' && (t.resource === 'pods' || t.resource === 'events') && !t.name) {

@@ -18,6 +18,7 @@ import type { Store } from '../../store/client.js';
 import type { Clock } from '../../util/clock.js';
 import { TrustplaneError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
+import { Mutex } from '../../util/mutex.js';
 import { runInformer, type Informer } from '../loop/informer.js';
 import { runPeriodically, type Periodic } from '../loop/periodic.js';
 import { WorkQueue, type WorkResult } from '../loop/work-queue.js';
@@ -37,6 +38,8 @@ export interface ApproverDeps {
   retryMaxMs: number;
   /** Called after each verdict is written or found unchanged (tests and metrics). */
   onVerdict?: (name: string, v: ApprovalVerdict) => void;
+  /** Requests decided at the same time (for different nodes); default 32. */
+  concurrency?: number;
 }
 
 /** What the approver keeps of each kubelet CSR it has seen. */
@@ -90,9 +93,25 @@ export class CsrApprover {
   private nodeInformer?: Informer;
   private periodic?: Periodic;
 
+  /** One lock per node name being decided: requests for different nodes are decided in parallel. */
+  private readonly nodeLocks = new Map<string, Mutex>();
+
   constructor(private readonly d: ApproverDeps) {
-    // Concurrency 1: a verdict on one bootstrap request depends on the verdicts on the others for the same node.
-    this.queue = new WorkQueue((name) => this.handle(name), { name: 'csr-approver', concurrency: 1, retryBaseMs: d.retryBaseMs, retryMaxMs: d.retryMaxMs, log: d.log });
+    // A verdict on one bootstrap request depends on the verdicts on the others for the same node: requests naming the
+    // same node are decided one at a time (nodeLocks); requests for different nodes do not wait for each other.
+    this.queue = new WorkQueue((name) => this.handleLocked(name), { name: 'csr-approver', concurrency: d.concurrency ?? 32, retryBaseMs: d.retryBaseMs, retryMaxMs: d.retryMaxMs, log: d.log });
+  }
+
+  private async handleLocked(name: string): Promise<WorkResult> {
+    const node = this.known.get(name)?.node;
+    if (node === undefined) return this.handle(name);
+    let lock = this.nodeLocks.get(node);
+    if (!lock) this.nodeLocks.set(node, (lock = new Mutex()));
+    try {
+      return await lock.run(() => this.handle(name));
+    } finally {
+      if (!lock.busy) this.nodeLocks.delete(node);
+    }
   }
 
   start(): void {

@@ -13,6 +13,7 @@ import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES } from './request-checks.js';
 import { withRequestSizes } from './rpc.js';
 import { listenTls } from './transport.js';
 import { watchService } from './watch-service.js';
+import { withEncodedResponses } from './wire.js';
 
 export interface StoreServerOptions {
   dbPath: string; // SQLite file (created if missing); ':memory:' not needed
@@ -56,7 +57,7 @@ export async function startTunedStoreServer(o: StoreServerOptions, tuning: Parti
     'grpc.max_send_message_length': -1,
   });
   const pkg = etcdPackageDefinition();
-  const service = (name: string) => withRequestSizes(pkg[`etcdserverpb.${name}`] as grpc.ServiceDefinition);
+  const service = (name: string) => withEncodedResponses(withRequestSizes(pkg[`etcdserverpb.${name}`] as grpc.ServiceDefinition));
   let clientUrl = '';
   server.addService(service('KV'), kvService(core));
   server.addService(service('Watch'), watchService(core));

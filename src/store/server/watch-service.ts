@@ -5,6 +5,7 @@ import { WatchErrors } from './errors.js';
 import { keyRange } from './key-range.js';
 import type { WatchCreateRequest, WatchRequest } from './messages.js';
 import type { WatchResponse, WatchSink, Watcher } from './watch-hub.js';
+import { encodeWatchResponse, type Encoded } from './wire.js';
 
 /** etcd's clientv3.InvalidWatchID: the ID of responses that belong to no watcher. */
 const INVALID_WATCH_ID = -1;
@@ -20,7 +21,7 @@ class WatchSession implements WatchSink {
 
   constructor(
     private readonly core: StoreCore,
-    private readonly call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>,
+    private readonly call: grpc.ServerDuplexStream<WatchRequest, WatchResponse | Encoded>,
   ) {
     call.on('data', (req: WatchRequest) => this.onRequest(req));
     call.on('end', () => {
@@ -38,7 +39,7 @@ class WatchSession implements WatchSink {
 
   send(resp: WatchResponse): boolean {
     if (this.closed) return true;
-    this.call.write(resp);
+    this.call.write(encodeWatchResponse(resp));
     return this.call.writableLength < STREAM_BUFFER_RESPONSES;
   }
 
@@ -120,7 +121,7 @@ class WatchSession implements WatchSink {
 
 export function watchService(core: StoreCore): grpc.UntypedServiceImplementation {
   return {
-    Watch: (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>) => {
+    Watch: (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse | Encoded>) => {
       new WatchSession(core, call);
     },
   };
