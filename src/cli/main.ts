@@ -7,6 +7,7 @@ import type { GlobalOptions } from './context.js';
 import * as store from './store.js';
 import * as node from './node.js';
 import * as nodePools from './node-pools.js';
+import * as nodes from './nodes.js';
 import * as serve from './serve.js';
 import * as up from './up.js';
 
@@ -20,7 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   // Every command accepts --data-dir, before or after its name; the nearest one wins.
   let current: GlobalOptions = {};
   const globals = (): GlobalOptions => current;
-  for (const group of [up, serve, ca, clusters, nodePools, store, node]) group.register(program, globals);
+  for (const group of [up, serve, ca, clusters, nodePools, nodes, store, node]) group.register(program, globals);
   program.commands.forEach(function walk(c: Command) {
     c.exitOverride();
     if (c.commands.length === 0 && !c.options.some((o) => o.long === '--data-dir'))

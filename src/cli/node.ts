@@ -27,7 +27,7 @@ function agentOptions(f: RunFlags): NodeAgentOptions {
   return {
     dataDir: f.nodeDataDir ?? defaultNodeDataDir(),
     server: f.server,
-    token: f.token,
+    token: f.token ?? (process.env.TRUSTPLANE_BOOTSTRAP_TOKEN || undefined),
     caCertHash: f.caCertHash,
     caFile: f.caFile,
     nodeName: f.name,
@@ -73,7 +73,7 @@ export function registerNodeCommands(program: Command): void {
     .command('join')
     .description('join a cluster: authenticate it by its CA hash, get a client certificate with the bootstrap token, register the Node, then run the agent')
     .requiredOption('--server <url>', 'the API server, https://HOST:PORT')
-    .requiredOption('--token <token>', 'bootstrap token <id>.<secret> (`trustplane node-pools bootstrap-token POOL --cluster CLUSTER` makes one)')
+    .option('--token <token>', 'bootstrap token <id>.<secret> (`trustplane node-pools bootstrap-token POOL --cluster CLUSTER` makes one); default $TRUSTPLANE_BOOTSTRAP_TOKEN, which keeps it out of the process list')
     .option('--ca-cert-hash <sha256:hex>', "the cluster root CA's public key hash, as kubeadm's --discovery-token-ca-cert-hash (repeatable)", collect, [] as string[])
     .option('--ca-file <file>', 'a PEM file with the cluster root CA, instead of --ca-cert-hash')
     .option('--name <name>', "the node's name (default: the data dir's, else this machine's host name)")
@@ -90,7 +90,7 @@ export function registerNodeCommands(program: Command): void {
     .command('start')
     .description('run the agent of a node that has joined before, on the credentials in its data dir')
     .option('--node-data-dir <dir>', 'the node data dir (default ./.trustplane-node or $TRUSTPLANE_NODE_DATA_DIR)')
-    .option('--token <token>', 'a new bootstrap token, kept to join again should the client certificate have lapsed')
+    .option('--token <token>', 'a new bootstrap token, kept to join again should the client certificate have lapsed (default $TRUSTPLANE_BOOTSTRAP_TOKEN)')
     .option('--wait-timeout <duration>', 'how long to wait for each certificate to be approved and issued', `${DEFAULT_WAIT_TIMEOUT_MS / 60_000}m`)
     .option('-v, --verbose', 'also write the agent log (JSON lines) to standard error')
     .action(async (f: RunFlags) => {

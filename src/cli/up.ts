@@ -6,21 +6,24 @@ import type { Command } from 'commander';
 import { buildKubeconfig } from '../fleet/kubeconfig.js';
 import { caPaths, clusterPaths, hostPaths } from '../util/datadir.js';
 import { writeFileAtomic } from '../util/files.js';
-import { TrustplaneError } from '../util/errors.js';
+import { invalid, TrustplaneError } from '../util/errors.js';
+import { nodePaths } from '../node/state.js';
+import { localNodesDir, startLocalNodes, waitForNodes, type LocalNode } from './up-nodes.js';
 import { waitFor } from '../util/wait.js';
 import { adminKubeconfigEntry, printClusterDescription } from './clusters.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { printJson } from './output.js';
 
+const NODES_READY_TIMEOUT_MS = 120_000;
 const BIN = fileURLToPath(new URL('../../../bin/trustplane.js', import.meta.url));
 
 function progress(msg: string) {
   process.stderr.write(`==> ${msg}\n`);
 }
 
-export function startChild(args: string[], logFile: string): ChildProcess {
+export function startChild(args: string[], logFile: string, env: Record<string, string> = {}): ChildProcess {
   const out = openSync(logFile, 'a', 0o600);
-  return spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', out, out], env: process.env });
+  return spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
 }
 
 export function stopChild(child: ChildProcess, timeoutMs = 10000): Promise<void> {
@@ -59,19 +62,30 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .command('up')
     .description('start a local control plane on loopback (CA service and control plane host as child processes), create a cluster if the data dir has none, write its admin kubeconfig, and print how to use it; Ctrl-C stops everything')
     .option('--cluster <name>', 'name of the cluster to create when the data dir has none', 'demo')
+    .option('--nodes <n>', 'local node agents to run for the cluster (child processes; 0 for none)', '3')
     .option('-o, --output <format>', 'json: print the clusters as JSON once ready')
-    .action(async (o: { cluster: string; output?: string }) => {
+    .action(async (o: { cluster: string; nodes: string; output?: string }) => {
+      if (!/^\d+$/.test(o.nodes) || Number(o.nodes) > 100)
+        throw invalid(`--nodes must be a whole number from 0 to 100, not "${o.nodes}"`, 'for more nodes, use `trustplane nodes simulate --count N`');
+      const nodeCount = Number(o.nodes);
       const dataDir = dataDirOf(globals());
       const cp = caPaths(dataDir);
       const hp = hostPaths(dataDir);
       mkdirSync(cp.dir, { recursive: true, mode: 0o700 });
       mkdirSync(hp.dir, { recursive: true, mode: 0o700 });
       const children: ChildProcess[] = [];
-      const stopAll = async () => {
-        progress('stopping');
-        for (const c of [...children].reverse()) await stopChild(c);
-      };
+      let stopping: Promise<void> | undefined;
+      const stopAll = () =>
+        (stopping ??= (async () => {
+          progress('stopping');
+          for (const c of [...children].reverse()) await stopChild(c);
+        })());
       const kubeconfigs: string[] = [];
+      let localNodes: LocalNode[] = [];
+      // A signal during start-up stops what has started so far: no child outlives `up`.
+      const early = () => void stopAll().then(() => process.exit(130));
+      process.once('SIGINT', early);
+      process.once('SIGTERM', early);
       try {
         progress(`starting the CA service (data dir ${dataDir}, log ${cp.log})`);
         children.push(await startService('the CA service', ['ca', 'serve', '--data-dir', dataDir], cp.endpoint, cp.log));
@@ -101,6 +115,14 @@ export function register(program: Command, globals: () => GlobalOptions): void {
             writeFileAtomic(path, buildKubeconfig(await adminKubeconfigEntry(f, c.name)), 0o600);
             kubeconfigs.push(path);
           }
+          const target = clusters.find((c) => c.name === o.cluster && c.status === 'RUNNING') ?? clusters.find((c) => c.status === 'RUNNING');
+          if (target && nodeCount > 0) {
+            progress(`starting ${nodeCount} local node agent(s) for cluster ${target.name} (node data dirs in ${localNodesDir(dataDir, target.name)})`);
+            localNodes = await startLocalNodes(f, dataDir, target.name, nodeCount, startChild, progress);
+            children.push(...localNodes.map((n) => n.child));
+            const late = await waitForNodes(f, target.name, localNodes, NODES_READY_TIMEOUT_MS, progress);
+            if (late.length) progress(`not ready after ${NODES_READY_TIMEOUT_MS / 1000} s: ${late.join(', ')}; their logs are agent.log in their node data dirs`);
+          }
           if (o.output === 'json') printJson(await f.list());
           else
             for (const c of await f.list()) {
@@ -117,9 +139,12 @@ export function register(program: Command, globals: () => GlobalOptions): void {
               `The control plane is up. The admin kubeconfig is ${first}`,
               'Try, in another terminal:',
               `  export KUBECONFIG=${first}`,
-              '  kubectl get csr',
               '  kubectl get nodes',
+              '  kubectl get csr',
               '  kubectl auth whoami',
+              ...(localNodes.length
+                ? [`  trustplane --data-dir ${dataDir} nodes list`, `  trustplane --data-dir ${dataDir} nodes logs ${localNodes[0].name} --tail 20`, `  trustplane --data-dir ${dataDir} nodes health ${localNodes[0].name}`]
+                : []),
               `  trustplane --data-dir ${dataDir} clusters describe ${name}`,
               `  trustplane --data-dir ${dataDir} node-pools bootstrap-token default-pool --cluster ${name}`,
               `  trustplane --data-dir ${dataDir} clusters get-credentials ${name}    # merges into ~/.kube/config`,
@@ -132,12 +157,19 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         await stopAll();
         throw e;
       }
+      process.off('SIGINT', early);
+      process.off('SIGTERM', early);
       await new Promise<void>((resolve) => {
         const onSignal = () => void stopAll().then(resolve);
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
-        for (const [i, c] of children.entries())
+        for (const n of localNodes)
+          n.child.once('exit', (code, signal) => {
+            if (!stopping) progress(`node agent ${n.name} exited (${signal ?? code}); see ${nodePaths(n.dataDir).log}`);
+          });
+        for (const [i, c] of children.slice(0, 2).entries())
           c.once('exit', (code, signal) => {
+            if (stopping) return;
             progress(`the ${i === 0 ? 'CA service' : 'control plane host'} exited (${signal ?? code}); see ${i === 0 ? cp.log : hp.log}`);
             process.exitCode = 1;
             void stopAll().then(resolve);

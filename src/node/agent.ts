@@ -103,7 +103,7 @@ export interface NodeAgent {
 }
 
 /** This package's version, for nodeInfo. */
-function agentVersion(): string {
+export function agentVersion(): string {
   for (const rel of ['../../../package.json', '../../package.json']) {
     try {
       return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string }).version ?? 'unknown';

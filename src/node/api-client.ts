@@ -77,6 +77,8 @@ export interface ApiClientOptions {
   minVersion?: MinVersion;
   /** For one request (not a watch); default 30 s. */
   timeoutMs?: number;
+  /** Default trustplane-node. */
+  userAgent?: string;
 }
 
 export interface WatchEvent<T> {
@@ -178,7 +180,7 @@ export class ApiClient {
       agent: slot.agent,
       headers: {
         Accept: accept,
-        'User-Agent': 'trustplane-node',
+        'User-Agent': this.o.userAgent ?? 'trustplane-node',
         ...(body ? { 'Content-Type': 'application/json', 'Content-Length': String(body.length) } : {}),
         ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}),
       },
@@ -234,6 +236,32 @@ export class ApiClient {
   }
   put<T>(path: string, body: unknown): Promise<T> {
     return this.request<T>('PUT', path, body);
+  }
+
+  /**
+   * A GET whose body is read as it arrives (a node's log, followed or not): resolves with the response once it is a
+   * success; the caller consumes it (or destroys it to stop). Error answers reject as `request` does.
+   */
+  stream(path: string, accept = '*/*'): Promise<IncomingMessage> {
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      this.send(
+        'GET',
+        path,
+        undefined,
+        accept,
+        undefined,
+        (res, done) => {
+          res.once('close', done);
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) return resolve(res);
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => reject(statusError(code, Buffer.concat(chunks).toString('utf8'))));
+          res.on('error', (e) => reject(connectionError(this.server, e)));
+        },
+        (e) => reject(connectionError(this.server, e)),
+      );
+    });
   }
 
   /** A watch (`path` carries ?watch=true and its selectors): one callback per event line until the stream ends. */

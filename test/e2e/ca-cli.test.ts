@@ -145,7 +145,7 @@ describe('trustplane up', () => {
   test('starts the CA service and the host, creates the demo cluster, writes its kubeconfig, stops its children on SIGINT; a second up resumes', async () => {
     const dataDir = join(tmp.path, 'data');
     for (const round of [1, 2]) {
-      const up = tpSpawn(['up', '--data-dir', dataDir]);
+      const up = tpSpawn(['up', '--data-dir', dataDir, '--nodes', '0']);
       try {
         await waitFor('up to be ready', () => /Press Ctrl-C to stop/.test(up.output()) || undefined, 60000);
         assert.match(up.output(), /cluster root CA\s+g1\s+active/);

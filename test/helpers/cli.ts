@@ -9,9 +9,9 @@ export function tp(args: string[], opts: { input?: string; env?: NodeJS.ProcessE
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A long-running trustplane command; output is collected. */
-export function tpSpawn(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** A long-running trustplane command; output is collected. `nodeArgs` go to node itself (e.g. --cpu-prof). */
+export function tpSpawn(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

@@ -14,8 +14,10 @@ export interface HostChild {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** TP_HOST_NODE_ARGS (space-separated) is passed to the host's node, to profile it under a test or benchmark: node refuses --cpu-prof in NODE_OPTIONS. */
 export async function startHostChild(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<HostChild> {
-  const proc = tpSpawn(['serve', '--data-dir', dataDir, ...args], env);
+  const nodeArgs = (process.env.TP_HOST_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = tpSpawn(['serve', '--data-dir', dataDir, ...args], env, nodeArgs);
   const ep = hostPaths(dataDir).endpoint;
   try {
     await waitFor('the control plane host to write its endpoint', () => {

@@ -1,0 +1,220 @@
+// One hollow node: the node agent's trust duties with nothing else — its own P-256 keys, client and serving CSRs, mTLS
+// API calls, its Node and Lease, and its endpoint served through its own reverse tunnel — and no data dir, log file or
+// timers of its own.
+import { devNull } from 'node:os';
+import type { Lease } from '../../apiserver/registry/lease.js';
+import { microTimestamp } from '../../apiserver/registry/meta.js';
+import type { NodeAddress } from '../../apiserver/registry/node.js';
+import type { MinVersion } from '../../tls/policy.js';
+import { startTunnelAgent, type Backoff, type TunnelAgent } from '../../tunnel/agent.js';
+import type { Clock } from '../../util/clock.js';
+import type { Logger } from '../../util/log.js';
+import { ApiClient, isApiError } from '../api-client.js';
+import { requestCertificate, type IssuedCredential } from '../certificate-request.js';
+import { startNodeEndpoint, type NodeEndpoint } from '../endpoint.js';
+import { LEASES_PATH, NodeHeartbeat } from '../heartbeat.js';
+import type { LeaseWheel } from './lease-wheel.js';
+import { MemoryNodeState } from './memory-state.js';
+
+/** What every hollow node of one process shares: the cluster found once, and the lease wheel. */
+export interface HollowNodeContext {
+  /** The API server's origin, as discovery authenticated it. */
+  server: string;
+  /** The cluster root CA bundle (PEM), authenticated once by its pin. */
+  caBundle: string;
+  /** The tunnel server cluster-info names; no tunnel when absent. */
+  tunnelServer?: string;
+  token: string;
+  agentVersion: string;
+  waitTimeoutMs: number;
+  leaseDurationSeconds: number;
+  wheel: LeaseWheel;
+  clock: Clock;
+  log: Logger;
+  minVersion?: MinVersion;
+  tunnelBackoff?: Backoff;
+}
+
+export type HollowNodePhase = 'pending' | 'joining' | 'ready' | 'failed' | 'stopped';
+
+export interface HollowNodeStatus {
+  name: string;
+  phase: HollowNodePhase;
+  error?: string;
+  /** From the first use of the token to Node Ready with the tunnel accepted. */
+  joinMs?: number;
+  tunnelConnected: boolean;
+  leaseRenewals: number;
+  lastLeaseError?: string;
+}
+
+export class HollowNode {
+  phase: HollowNodePhase = 'pending';
+  error: string | undefined;
+  joinMs: number | undefined;
+  /** The kubelet client and serving credentials (PEM chain and key), once issued. */
+  client: IssuedCredential | undefined;
+  serving: IssuedCredential | undefined;
+  private readonly state: MemoryNodeState;
+  private readonly apis = new Set<ApiClient>();
+  /** The mTLS client, once the client certificate is issued. */
+  private api: ApiClient | undefined;
+  private heartbeat: NodeHeartbeat | undefined;
+  private lease: Lease | undefined;
+  private leaseRenewals = 0;
+  private lastLeaseError: string | undefined;
+  private endpoint: NodeEndpoint | undefined;
+  private tunnel: TunnelAgent | undefined;
+  private leaveWheel: (() => void) | undefined;
+  private joining: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private halt!: (e: Error) => void;
+  /** Rejects when stop() is called: what a join waiting on something that is not a request races with. */
+  private readonly halted = new Promise<never>((_, reject) => (this.halt = reject));
+
+  constructor(
+    readonly name: string,
+    private readonly c: HollowNodeContext,
+  ) {
+    this.state = new MemoryNodeState(name);
+    this.halted.catch(() => undefined);
+  }
+
+  private apiClient(credentials: ConstructorParameters<typeof ApiClient>[1]): ApiClient {
+    const api = new ApiClient(this.c.server, credentials, { minVersion: this.c.minVersion });
+    this.apis.add(api);
+    return api;
+  }
+
+  private request(api: ApiClient) {
+    return { api, state: this.state, caBundle: this.c.caBundle, clock: this.c.clock, log: this.c.log, timeoutMs: this.c.waitTimeoutMs };
+  }
+
+  /** Token → client certificate → Node → Lease → serving certificate → endpoint behind the tunnel. Throws when it cannot. */
+  join(): Promise<void> {
+    this.joining ??= this.run();
+    return this.joining;
+  }
+
+  private async run(): Promise<void> {
+    const t0 = performance.now();
+    this.phase = 'joining';
+    try {
+      const tokenApi = this.apiClient({ token: this.c.token, ca: this.c.caBundle });
+      try {
+        this.client = await requestCertificate({ kind: 'client', nodeName: this.name }, this.request(tokenApi));
+      } finally {
+        tokenApi.close();
+        this.apis.delete(tokenApi);
+      }
+      this.throwIfStopping();
+      const api = this.apiClient({ cert: this.client.cert, key: this.client.key, ca: this.c.caBundle });
+      this.api = api;
+      const addresses: NodeAddress[] = [
+        { type: 'InternalIP', address: '127.0.0.1' },
+        { type: 'Hostname', address: this.name },
+      ];
+      this.heartbeat = new NodeHeartbeat({
+        api: () => api,
+        facts: { nodeName: this.name, addresses, agentVersion: this.c.agentVersion },
+        clock: this.c.clock,
+        log: this.c.log,
+        leaseDurationSeconds: this.c.leaseDurationSeconds,
+      });
+      await this.heartbeat.registerNode();
+      await this.renewLease();
+      this.throwIfStopping();
+      // The approver grants a serving certificate for exactly the Node's addresses.
+      this.serving = await requestCertificate({ kind: 'server', nodeName: this.name, sans: { dns: [this.name], ip: ['127.0.0.1'] } }, this.request(api));
+      this.throwIfStopping();
+      this.endpoint = await startNodeEndpoint({
+        cert: this.serving.cert,
+        key: this.serving.key,
+        clientCa: this.c.caBundle,
+        minVersion: this.c.minVersion,
+        // Hollow nodes keep no log: /logs is empty.
+        logFile: devNull,
+        configz: () => ({ kind: 'NodeAgentConfiguration', apiVersion: 'trustplane.io/v1alpha1', nodeName: this.name, hollow: true, server: this.c.server, tunnelServer: this.c.tunnelServer ?? '' }),
+      });
+      this.throwIfStopping();
+      if (this.c.tunnelServer) {
+        const client = this.client;
+        const endpoint = this.endpoint;
+        this.tunnel = startTunnelAgent({
+          url: this.c.tunnelServer,
+          credentials: () => ({ cert: client.cert, key: client.key, ca: this.c.caBundle }),
+          onStream: (stream) => endpoint.handleConnection(stream),
+          backoff: this.c.tunnelBackoff,
+          minVersion: this.c.minVersion,
+        });
+        await Promise.race([this.tunnel.waitConnected(this.c.waitTimeoutMs), this.halted]);
+      }
+      this.throwIfStopping();
+      this.leaveWheel = this.c.wheel.add({ renew: () => this.renewLease() });
+      this.joinMs = performance.now() - t0;
+      this.phase = 'ready';
+    } catch (e) {
+      if (!this.stopping) {
+        this.phase = 'failed';
+        this.error = (e as Error).message;
+      }
+      throw e;
+    }
+  }
+
+  private throwIfStopping(): void {
+    if (this.stopping) throw new Error(`hollow node ${this.name} is stopping`);
+  }
+
+  /**
+   * One Lease renewal as the kubelet makes it: an update of the Lease it last saw (one request), falling back to
+   * NodeHeartbeat's read-then-write when that copy is stale or the Lease is gone.
+   */
+  private async renewLease(): Promise<void> {
+    const api = this.api;
+    if (!api || !this.heartbeat) throw new Error(`hollow node ${this.name} has no API client`);
+    try {
+      if (this.lease) {
+        try {
+          const spec = { ...this.lease.spec, renewTime: microTimestamp(this.c.clock.now()), leaseDurationSeconds: this.c.leaseDurationSeconds };
+          this.lease = await api.put<Lease>(`${LEASES_PATH}/${this.name}`, { ...this.lease, spec });
+        } catch (e) {
+          if (!isApiError(e, 409) && !isApiError(e, 404)) throw e;
+          this.lease = undefined;
+        }
+      }
+      this.lease ??= await this.heartbeat.renewLease();
+      this.leaseRenewals++;
+      this.lastLeaseError = undefined;
+    } catch (e) {
+      this.lastLeaseError = (e as Error).message;
+      throw e;
+    }
+  }
+
+  status(): HollowNodeStatus {
+    return {
+      name: this.name,
+      phase: this.phase,
+      ...(this.error ? { error: this.error } : {}),
+      ...(this.joinMs !== undefined ? { joinMs: this.joinMs } : {}),
+      tunnelConnected: this.tunnel?.connected ?? false,
+      leaseRenewals: this.leaseRenewals,
+      ...(this.lastLeaseError ? { lastLeaseError: this.lastLeaseError } : {}),
+    };
+  }
+
+  /** Closes its API connections (which ends a join in progress), then its tunnel and its endpoint. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.halt(new Error(`hollow node ${this.name} is stopping`));
+      this.leaveWheel?.();
+      for (const api of this.apis) api.close();
+      await this.joining?.catch(() => undefined);
+      if (this.phase !== 'failed') this.phase = 'stopped';
+      await this.tunnel?.close();
+      await this.endpoint?.close();
+    })();
+    return this.stopping;
+  }
+}
