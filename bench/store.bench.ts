@@ -102,6 +102,19 @@ export async function measureStore(target: StoreTarget): Promise<Figures> {
   }
 }
 
+/** Puts one at a time and 64 in flight, only: the figures the synchronous setting changes. */
+async function measurePuts(target: StoreTarget): Promise<{ c1: number; c64: number }> {
+  const store = await openStore({ endpoints: target.endpoints, tls: target.tls, timeoutMs: 30_000 });
+  try {
+    for (let i = 0; i < 200; i++) await store.put(`/bench/warm/${i}`, value);
+    const c1 = await rate(OPS / 2, 1, (i) => store.put(`/bench/c1/${i}`, value));
+    const c64 = await rate(OPS, 64, (i) => store.put(`/bench/c64/${i}`, value));
+    return { c1, c64 };
+  } finally {
+    await store.close();
+  }
+}
+
 async function measureOn(start: () => Promise<StoreTarget>): Promise<Figures> {
   const target = await start();
   try {
@@ -112,12 +125,23 @@ async function measureOn(start: () => Promise<StoreTarget>): Promise<Figures> {
 }
 
 const bench: Benchmark = {
-  names: ['store.put.c1', 'store.put.c64', 'store.get.c64', 'store.range.10k', 'store.watch.p99_ms', 'store.watch.p50_ms'],
+  names: ['store.put.c1', 'store.put.c64', 'store.get.c64', 'store.range.10k', 'store.watch.p99_ms', 'store.watch.p50_ms', 'store.sync_full.put.c1', 'store.sync_full.put.c64'],
   async run(): Promise<BenchResult[]> {
     const only = process.env.STORE_BENCH_TARGETS ?? 'etcd,embedded';
     const none: Figures = { putC1: 0, putC64: 0, getC64: 0, range10k: 0, watchP50: 0, watchP99: 0 };
     const etcd = only.includes('etcd') ? await measureOn(startEtcdTarget) : none;
     const embedded = only.includes('embedded') ? await measureOn(() => startEmbeddedChild({ synchronous: 'FULL' })) : none;
+    // The price of durability: the same embedded store with synchronous=NORMAL (no fsync per commit; a power loss may
+    // lose the last acknowledged writes, a process crash does not). trustplane runs FULL.
+    let normal = { c1: 0, c64: 0 };
+    if (only.includes('embedded')) {
+      const t = await startEmbeddedChild({ synchronous: 'NORMAL' });
+      try {
+        normal = await measurePuts(t);
+      } finally {
+        await t.stop();
+      }
+    }
     const anchor = 'etcd 3.4 single member';
     const conf = {
       anchor_detail: 'Debian etcd 3.4, 1 member, own process, mTLS; same client, same run',
@@ -138,6 +162,8 @@ const bench: Benchmark = {
         anchor_p50_ms: Math.round(etcd.watchP50 * 1000) / 1000,
       }),
       result('store.watch.p50_ms', embedded.watchP50, 'ms', anchor, etcd.watchP50, { ...conf, watchers: WATCHERS, puts: WATCH_PUTS }),
+      result('store.sync_full.put.c1', embedded.putC1, 'puts/s', 'embedded, synchronous=NORMAL', normal.c1, { detail: 'the cost of an fsync per commit' }),
+      result('store.sync_full.put.c64', embedded.putC64, 'puts/s', 'embedded, synchronous=NORMAL', normal.c64, { detail: 'group commit shares each fsync' }),
     ];
   },
 };

@@ -13,6 +13,7 @@ import { createHandler } from './api/router.js';
 import type { ClusterInfo } from './api/cluster-info.js';
 import { Authenticator, parseTrustBundle } from './auth/authenticate.js';
 import { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
+import { createRegistries, type Registries } from './registry/registries.js';
 
 export { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
 export { CLUSTER_INFO_PATH, KUBECONFIG_KEY, TUNNEL_SERVER_KEY, clusterInfoConfigMap, type ClusterInfo } from './api/cluster-info.js';
@@ -21,6 +22,7 @@ export { ApiError, toStatus } from './status.js';
 export * from './registry/csr.js';
 export * from './registry/node.js';
 export * from './registry/lease.js';
+export { createRegistries, type Registries } from './registry/registries.js';
 export type { ListResult, ObjectEvent, ObjectWatch, Preconditions, WriteOptions } from './registry/object-store.js';
 export * from './auth/bootstrap-tokens.js';
 export { authorize, csrCreateRefusal, nodeNameOf, isAdmin, isBootstrapper, type Decision, type RequestAttributes } from './auth/authorize.js';
@@ -36,6 +38,8 @@ export interface ApiServerOptions {
   clientCa: string;
   /** All state lives there; the server keeps none of its own. */
   store: Store;
+  /** The registries over `store`, when the caller shares them with its controllers (one watch per resource); else made here. */
+  registries?: Registries;
   clock?: Clock;
   /** Largest request body accepted; default DEFAULT_MAX_BODY_BYTES (3 MiB, as kube-apiserver). */
   maxBodyBytes?: number;
@@ -73,7 +77,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     cluster: o.cluster,
     clock,
     authenticator,
-    adapters: adapters(o.store, clock),
+    adapters: adapters(o.store, o.registries ?? createRegistries(o.store, clock)),
     openapi: new OpenApi(),
     maxBodyBytes: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     serverAddress: () => `${host.includes(':') ? `[${host}]` : host}:${port}`,

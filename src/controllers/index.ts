@@ -1,5 +1,5 @@
 // The CSR control loops of one cluster — approver, signer, CSR cleaner, bootstrap token cleaner — started and stopped together.
-import { CsrRegistry, NodeRegistry } from '../apiserver/index.js';
+import { CsrRegistry, NodeRegistry, type Registries } from '../apiserver/index.js';
 import type { Store } from '../store/client.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -51,6 +51,8 @@ export const DEFAULT_TUNING: ControllerTuning = {
 export interface ControllersOptions {
   cluster: string;
   store: Store;
+  /** The registries over `store` the API server uses too (one watch per resource between them); else made here. */
+  registries?: Pick<Registries, 'csrs' | 'nodes'>;
   /** The CA service, bound to this cluster. */
   ca: CsrSigningBackend;
   /** Every time-dependent decision reads it. */
@@ -78,8 +80,8 @@ export async function startControllers(o: ControllersOptions): Promise<RunningCo
   const clock = o.clock ?? systemClock;
   const t = { ...DEFAULT_TUNING, ...o.tuning };
   const log = (o.log ?? silentLogger).child({ cluster: o.cluster });
-  const csrs = new CsrRegistry(o.store, clock);
-  const nodes = new NodeRegistry(o.store, clock);
+  const csrs = o.registries?.csrs ?? new CsrRegistry(o.store, clock);
+  const nodes = o.registries?.nodes ?? new NodeRegistry(o.store, clock);
   const retry = { retryBaseMs: t.retryBaseMs, retryMaxMs: t.retryMaxMs };
 
   const approver = new CsrApprover({ csrs, nodes, store: o.store, clock, log: log.child({ controller: 'csr-approver' }), resyncMs: t.approverResyncMs, ...retry });

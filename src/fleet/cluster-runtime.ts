@@ -1,5 +1,5 @@
 // One cluster at run time on the host: its state store (embedded, or a client of its etcd cluster), tunnel server, API server and controllers.
-import { startApiServer, type RunningApiServer } from '../apiserver/index.js';
+import { createRegistries, startApiServer, type Registries, type RunningApiServer } from '../apiserver/index.js';
 import { CaClient } from '../ca/client.js';
 import { localCredential } from '../ca/credential.js';
 import type { ClusterView } from '../ca/service.js';
@@ -88,6 +88,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
   let view: ClusterView | undefined;
   let storeServer: RunningStoreProcess | undefined;
   let store: Store | undefined;
+  let registries: Registries | undefined;
   let storeUrls: string[] = config.store.type === 'etcd' ? config.store.endpoints : [];
   let api: RunningApiServer | undefined;
   let caller: CaClient | undefined;
@@ -119,6 +120,8 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         throw e;
       }
       store = s;
+      // One set for the API server and the controllers: they share one watch per resource.
+      registries = createRegistries(s, d.clock);
     }
     if (!caller) {
       const kp = await generateKeyPair({ kind: 'ec', curve: 'P-256' });
@@ -159,6 +162,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         tls: { cert: serving.cert, key: serving.key, minVersion: d.minVersion },
         clientCa: root.bundle,
         store,
+        registries,
         clock: d.clock,
         clusterInfo: () => ({ caBundle: root.bundle, server: serverUrl(), tunnelServer: tunnelUrl }),
         nodeTransport: () => nodeAgent,
@@ -173,6 +177,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       controllers = await startControllers({
         cluster: config.name,
         store,
+        registries,
         ca: { sign: (input) => c.sign(config.name, { ...input, csr: typeof input.csr === 'string' ? input.csr : input.csr.toString('utf8') }) },
         clock: d.clock,
         log: d.log,

@@ -1,12 +1,12 @@
 // Each served resource bound to its registry: the verbs the router calls, whatever the resource.
 import type { Store } from '../../store/client.js';
-import type { Clock } from '../../util/clock.js';
 import { claimBootstrapToken, releaseBootstrapToken } from '../auth/bootstrap-tokens.js';
 import type { Authenticated } from '../auth/authenticate.js';
 import { csrCreateRefusal, nodeNameOf } from '../auth/authorize.js';
-import { CsrRegistry, type CertificateSigningRequest } from '../registry/csr.js';
-import { LeaseRegistry, type Lease } from '../registry/lease.js';
-import { NodeRegistry, restrictedLabelChanges, type Node } from '../registry/node.js';
+import type { CsrRegistry, CertificateSigningRequest } from '../registry/csr.js';
+import type { LeaseRegistry, Lease } from '../registry/lease.js';
+import { restrictedLabelChanges, type NodeRegistry, type Node } from '../registry/node.js';
+import type { Registries } from '../registry/registries.js';
 import type { ListResult, ObjectEvent, ObjectWatch, Preconditions, ResourceInfo } from '../registry/object-store.js';
 import { forbiddenError, methodNotAllowedError } from '../status.js';
 import type { KubeObject } from '../types.js';
@@ -125,6 +125,6 @@ function leaseAdapter(reg: LeaseRegistry): Adapter {
   };
 }
 
-export function adapters(store: Store, clock: Clock): Adapter[] {
-  return [csrAdapter(store, new CsrRegistry(store, clock)), nodeAdapter(new NodeRegistry(store, clock)), leaseAdapter(new LeaseRegistry(store, clock))];
+export function adapters(store: Store, r: Registries): Adapter[] {
+  return [csrAdapter(store, r.csrs), nodeAdapter(r.nodes), leaseAdapter(r.leases)];
 }

@@ -70,13 +70,35 @@ const APPROVAL_TYPES = new Set(['Approved', 'Denied']);
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** spec.request as text; throws Invalid on anything but base64 of a PEM CERTIFICATE REQUEST with a valid signature. */
-export function csrRequestOf(csr: Pick<CertificateSigningRequest, 'spec'>): ParsedCsr {
-  const causes = requestCauses(csr.spec?.request);
+export function csrRequestOf(csr: Pick<CertificateSigningRequest, 'spec'>, parsed?: ParsedRequests): ParsedCsr {
+  const causes = requestCauses(csr.spec?.request, parsed);
   if (causes.parsed) return causes.parsed;
   throw new TrustplaneError('Invalid', causes.problems.map((c) => c.message).join('; '));
 }
 
-function requestCauses(request: unknown): { parsed?: ParsedCsr; problems: StatusCause[] } {
+/** Parsed requests remembered this many at a time: enough for every CSR in flight between create and issue. */
+const PARSED_REQUESTS = 2048;
+
+/**
+ * Parsed, signature-checked requests by their spec.request text. Admission, the approver (on each event) and the signer
+ * all need the same parse, and its signature check costs more than the rest of a round trip; the result depends on
+ * the bytes alone. Refusals are not kept. The ParsedCsr handed out is shared: read it, do not change it.
+ */
+export class ParsedRequests {
+  private readonly byText = new Map<string, ParsedCsr>();
+
+  parse(request: string, text: string): ParsedCsr {
+    let p = this.byText.get(request);
+    if (p) return p;
+    p = parseCsr(text);
+    this.byText.set(request, p);
+    // Oldest first out (a Map iterates in insertion order).
+    if (this.byText.size > PARSED_REQUESTS) this.byText.delete(this.byText.keys().next().value!);
+    return p;
+  }
+}
+
+function requestCauses(request: unknown, parsed?: ParsedRequests): { parsed?: ParsedCsr; problems: StatusCause[] } {
   const field = 'spec.request';
   if (typeof request !== 'string' || request === '') return { problems: [{ field, reason: 'FieldValueRequired', message: 'Required value' }] };
   if (!B64.test(request) || request.length % 4 !== 0) return { problems: [{ field, message: 'Invalid value: not base64-encoded data' }] };
@@ -85,7 +107,7 @@ function requestCauses(request: unknown): { parsed?: ParsedCsr; problems: Status
     return { problems: [{ field, message: 'Invalid value: PEM block type must be CERTIFICATE REQUEST' }] };
   }
   try {
-    return { parsed: parseCsr(text), problems: [] };
+    return { parsed: parsed ? parsed.parse(request, text) : parseCsr(text), problems: [] };
   } catch (e) {
     return { problems: [{ field, message: `Invalid value: ${(e as Error).message}` }] };
   }
@@ -100,9 +122,9 @@ function signerNameProblem(s: unknown): string | undefined {
   return undefined;
 }
 
-function specCauses(spec: CsrSpec | undefined): { parsed?: ParsedCsr; causes: StatusCause[] } {
+function specCauses(spec: CsrSpec | undefined, requests: ParsedRequests): { parsed?: ParsedCsr; causes: StatusCause[] } {
   if (!spec || typeof spec !== 'object') return { causes: [{ field: 'spec', reason: 'FieldValueRequired', message: 'Required value' }] };
-  const { parsed, problems } = requestCauses(spec.request);
+  const { parsed, problems } = requestCauses(spec.request, requests);
   const causes = [...problems];
   const sp = signerNameProblem(spec.signerName);
   if (sp) causes.push({ field: 'spec.signerName', message: sp, reason: sp === 'Required value' ? 'FieldValueRequired' : undefined });
@@ -170,6 +192,7 @@ export function conditionSummary(csr: CertificateSigningRequest): string {
 
 export class CsrRegistry {
   readonly objects: ObjectStore<CertificateSigningRequest>;
+  private readonly requests = new ParsedRequests();
 
   constructor(
     store: Store,
@@ -180,6 +203,11 @@ export class CsrRegistry {
 
   get(name: string): Promise<CertificateSigningRequest> {
     return this.objects.get(name);
+  }
+
+  /** csrRequestOf, parsed once per request text for admission and the controllers alike. */
+  requestOf(csr: Pick<CertificateSigningRequest, 'spec'>): ParsedCsr {
+    return csrRequestOf(csr, this.requests);
   }
 
   list(): Promise<ListResult<CertificateSigningRequest>> {
@@ -212,7 +240,7 @@ export class CsrRegistry {
     const meta = csr.metadata ?? ({} as ObjectMeta);
     csr.metadata = meta;
     const named = { ...meta, name: meta.name || (meta.generateName ? `${meta.generateName}xxxxx` : '') };
-    const { parsed, causes } = specCauses(csr.spec);
+    const { parsed, causes } = specCauses(csr.spec, this.requests);
     causes.unshift(...metadataCauses(named));
     if (causes.length || !parsed) throw invalidError(CSR_RESOURCE, meta.name || meta.generateName || '', causes);
     return this.objects.create(csr, o, (final) => o.admit?.(final, parsed));

@@ -7,6 +7,7 @@ import { TrustplaneError } from '../../util/errors.js';
 import { alreadyExistsError, badRequestError, conflictError, expiredError, notFoundError, type ResourceRef } from '../status.js';
 import type { KubeObject } from '../types.js';
 import { generateName, timestamp } from './meta.js';
+import { WatchCache } from './watch-cache.js';
 
 export interface ResourceInfo extends ResourceRef {
   apiVersion: string;
@@ -57,11 +58,15 @@ export function parseResourceVersion(rv: string | undefined, what = 'resourceVer
 }
 
 export class ObjectStore<T extends KubeObject> {
+  private readonly cache: WatchCache<T>;
+
   constructor(
     readonly store: Store,
     readonly info: ResourceInfo,
     readonly clock: Clock,
-  ) {}
+  ) {
+    this.cache = new WatchCache({ store, prefix: info.prefix, decode: (ev) => this.eventOf(ev), failure: (e) => this.expired(e) });
+  }
 
   key(name: string): string {
     return `${this.info.prefix}${name}`;
@@ -184,16 +189,19 @@ export class ObjectStore<T extends KubeObject> {
     }
   }
 
-  /** Every change after revision `after` (or after now), in order. DELETED events carry the object's last state. */
+  /**
+   * Every change after revision `after` (or after now), in order. DELETED events carry the object's last state. Event
+   * objects may be shared with other watchers of this registry: read them, do not change them.
+   */
   async watch(after: bigint | undefined, onEvent: (ev: ObjectEvent<T>) => void): Promise<ObjectWatch> {
+    // From a revision the watch cache holds: no store watch of its own. "From now" and older revisions go to the store.
+    if (after !== undefined) {
+      const cached = await this.cache.watch(after, onEvent);
+      if (cached) return cached;
+    }
     const handler = (ev: WatchEvent) => {
-      if (ev.type === 'delete') {
-        if (!ev.prevKv) return;
-        onEvent({ type: 'DELETED', object: this.decode(ev.prevKv.value, ev.revision), revision: ev.revision });
-      } else {
-        const type: WatchType = ev.kv.createRevision === ev.kv.modRevision ? 'ADDED' : 'MODIFIED';
-        onEvent({ type, object: this.decode(ev.value, ev.revision), revision: ev.revision });
-      }
+      const e = this.eventOf(ev);
+      if (e) onEvent(e);
     };
     let w: StoreWatch;
     try {
@@ -202,6 +210,12 @@ export class ObjectStore<T extends KubeObject> {
       throw this.expired(e);
     }
     return { cancel: () => w.cancel(), ended: w.ended.then((e) => (e ? this.expired(e) : null)) };
+  }
+
+  private eventOf(ev: WatchEvent): ObjectEvent<T> | null {
+    if (ev.type === 'delete') return ev.prevKv ? { type: 'DELETED', object: this.decode(ev.prevKv.value, ev.revision), revision: ev.revision } : null;
+    const type: WatchType = ev.kv.createRevision === ev.kv.modRevision ? 'ADDED' : 'MODIFIED';
+    return { type, object: this.decode(ev.value, ev.revision), revision: ev.revision };
   }
 
   private expired(e: unknown): TrustplaneError {

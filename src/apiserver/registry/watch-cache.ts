@@ -8,6 +8,8 @@ import type { ObjectEvent, ObjectWatch } from './object-store.js';
 const DEFAULT_CAPACITY = 1024;
 
 interface Listener<T> {
+  /** Only changes after this revision: a watcher may start ahead of what the feed has received so far. */
+  after: bigint;
   /** Sequence number of the last event handed to it: an event is delivered once, whichever path reaches it first. */
   seen: number;
   onEvent(ev: ObjectEvent<T>): void;
@@ -66,7 +68,8 @@ export class WatchCache<T> {
     const ended = new Promise<TrustplaneError | null>((r) => (resolveEnded = r));
     const f = feed;
     const l: Listener<T> = {
-      seen: this.seq,
+      after,
+      seen: 0,
       onEvent,
       end: (e) => {
         if (!f.listeners.delete(l)) return;
@@ -118,6 +121,7 @@ export class WatchCache<T> {
   private deliver(l: Listener<T>, c: Cached<T>): void {
     if (c.seq <= l.seen) return;
     l.seen = c.seq;
+    if (c.ev.revision <= l.after) return;
     try {
       l.onEvent(c.ev);
     } catch (e) {

@@ -3,7 +3,6 @@
 import {
   SIGNER_KUBELET_CLIENT,
   SIGNER_KUBELET_SERVING,
-  csrRequestOf,
   isApproved,
   isDenied,
   isFailed,
@@ -54,9 +53,9 @@ interface Known {
 
 const isKubelet = (s: string | undefined) => s === SIGNER_KUBELET_CLIENT || s === SIGNER_KUBELET_SERVING;
 
-function requestOf(csr: CertificateSigningRequest): ParsedCsr | { error: string } {
+function requestOf(csrs: CsrRegistry, csr: CertificateSigningRequest): ParsedCsr | { error: string } {
   try {
-    return csrRequestOf(csr);
+    return csrs.requestOf(csr);
   } catch (e) {
     return { error: (e as Error).message };
   }
@@ -73,8 +72,8 @@ function certificateNotAfter(csr: CertificateSigningRequest): number | undefined
   }
 }
 
-function know(csr: CertificateSigningRequest): Known {
-  const req = requestOf(csr);
+function know(csrs: CsrRegistry, csr: CertificateSigningRequest): Known {
+  const req = requestOf(csrs, csr);
   const subject = 'error' in req ? undefined : subjectNode(req);
   const node = subject && 'node' in subject ? subject.node : undefined;
   const undecided = !isApproved(csr) && !isDenied(csr) && !isFailed(csr);
@@ -154,7 +153,7 @@ export class CsrApprover {
 
   private onCsrList(items: CertificateSigningRequest[]): void {
     for (const name of [...this.known.keys()]) this.remember(name, undefined);
-    for (const csr of items) if (isKubelet(csr.spec?.signerName)) this.remember(csr.metadata.name, know(csr));
+    for (const csr of items) if (isKubelet(csr.spec?.signerName)) this.remember(csr.metadata.name, know(this.d.csrs, csr));
     this.enqueueUndecided();
   }
 
@@ -163,7 +162,7 @@ export class CsrApprover {
     if (!isKubelet(csr.spec?.signerName)) return;
     const name = csr.metadata.name;
     const before = this.known.get(name);
-    const now = ev.type === 'DELETED' ? undefined : know(csr);
+    const now = ev.type === 'DELETED' ? undefined : know(this.d.csrs, csr);
     this.remember(name, now);
     if (now?.undecided) this.queue.add(name);
     // A grant that appears or goes away (denied, failed, deleted) can change the verdict on the node's other requests.
@@ -200,7 +199,7 @@ export class CsrApprover {
     const { csrs, nodes, store, clock, log } = this.d;
     const csr = await csrs.objects.tryGet(name);
     if (!csr || !isKubelet(csr.spec?.signerName)) return 'done';
-    const request = requestOf(csr);
+    const request = requestOf(csrs, csr);
     const subject = 'error' in request ? undefined : subjectNode(request);
     const node = subject && 'node' in subject ? subject.node : undefined;
     const credential = node ? ((await getNodeCredential(store, node))?.record ?? null) : null;
@@ -210,7 +209,7 @@ export class CsrApprover {
       if (verdict.verdict === 'approve') {
         const written = await csrs.decide(name, 'Approved', verdict.reason, verdict.message, { resourceVersion: csr.metadata.resourceVersion });
         // Known at once, before the watch reports it: the next request for this node must see this grant.
-        this.remember(name, know(written));
+        this.remember(name, know(csrs, written));
         log.info({ csr: name, rule: verdict.rule, node, requester: csr.spec.username }, `approved: ${verdict.message}`);
       } else if (verdict.verdict === 'pending') {
         if (csr.metadata.annotations?.[APPROVAL_NOTE_ANNOTATION] !== verdict.message) {

@@ -6,7 +6,6 @@
 // kept and written on the next try instead of signing again; after a restart, issued CSRs are skipped.
 import {
   SIGNER_KUBELET_CLIENT,
-  csrRequestOf,
   isIssued,
   type CertificateSigningRequest,
   type CsrRegistry,
@@ -156,7 +155,7 @@ export class CsrSigner {
   private async record(csr: CertificateSigningRequest, serial: string, notAfter: string, generation: number, issuedAt?: Date): Promise<void> {
     let node: string | undefined;
     try {
-      const s = subjectNode(csrRequestOf(csr));
+      const s = subjectNode(this.d.csrs.requestOf(csr));
       if ('node' in s) node = s.node;
     } catch {
       node = undefined;

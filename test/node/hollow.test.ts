@@ -1,0 +1,169 @@
+// Hollow nodes against a real control plane (CA service and host as their own processes): 20 nodes join with their own
+// keys and certificates, are Ready, hold Leases, answer /healthz through the API server and the tunnel, and leave nothing open.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Command } from 'commander';
+import type { Lease } from '../../src/apiserver/registry/lease.js';
+import type { Node } from '../../src/apiserver/registry/node.js';
+import { adminKubeconfigEntry } from '../../src/cli/clusters.js';
+import { registerSimulate } from '../../src/cli/nodes-simulate.js';
+import type { FleetClient } from '../../src/fleet/client.js';
+import { startHollowNodes, type HollowProgress } from '../../src/node/hollow.js';
+import { waitFor } from '../../src/util/wait.js';
+import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const CLUSTER = 'hollow';
+
+interface Admin {
+  server: string;
+  caBundle: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+function adminGet(a: Admin, path: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, a.server), { ca: a.caBundle, cert: a.clientCert, key: a.clientKey, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Sockets and servers this process holds open (timers aside): what close() must give back. */
+function openHandles(): string[] {
+  const handles = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles();
+  return handles.map((h) => h.constructor.name).filter((n) => n !== 'WriteStream' && n !== 'ReadStream' && n !== 'Pipe');
+}
+
+describe('hollow nodes (real CA and host processes)', () => {
+  const tmp = tempDir('tp-hollow-');
+  const dataDir = join(tmp.path, 'data');
+  let cp: ControlPlane;
+  let fleet: FleetClient;
+  let admin: Admin;
+
+  before(async () => {
+    cp = await startControlPlane(dataDir);
+    fleet = cp.fleet();
+    await fleet.create({ name: CLUSTER });
+    admin = await adminKubeconfigEntry(fleet, CLUSTER);
+  });
+  after(async () => {
+    await cp?.stop();
+    tmp.remove();
+  });
+
+  it('20 hollow nodes join: distinct keys and certificates, Ready Nodes, Leases, /healthz through the tunnel; close() leaves nothing open', async () => {
+    const t = await fleet.bootstrapToken(CLUSTER, 'default-pool', { ttlSeconds: 3600 });
+    const before = openHandles().length;
+    const seen: HollowProgress[] = [];
+    const h = await startHollowNodes({ server: t.server, token: t.token, caCertHash: t.caCertHash, count: 20, namePrefix: 'h-', concurrency: 8, leaseIntervalMs: 1000, onProgress: (p) => seen.push(p) });
+    try {
+      const s = await h.joined;
+      assert.equal(s.failed, 0, s.errors.join('\n'));
+      assert.equal(s.ready, 20);
+      assert.ok(seen.length >= 20 && seen.at(-1)!.done && seen.at(-1)!.ready === 20, 'progress after each node and at the end');
+      assert.deepEqual(h.names.slice(0, 3), ['h-00', 'h-01', 'h-02']);
+
+      // Each node its own keys: two certificates per node, 40 distinct public keys, each naming its node.
+      const keys = new Set<string>();
+      for (const name of h.names) {
+        const c = h.certificates(name)!;
+        const client = new X509Certificate(c.client!);
+        const serving = new X509Certificate(c.serving!);
+        assert.equal(client.subject, `O=system:nodes\nCN=system:node:${name}`);
+        assert.ok(client.checkIssued(new X509Certificate(h.caBundle)) || c.client!.split('-----END CERTIFICATE-----').length > 2);
+        assert.match(serving.subjectAltName ?? '', new RegExp(`DNS:${name}`));
+        for (const x of [client, serving]) keys.add(x.publicKey.export({ type: 'spki', format: 'der' }).toString('hex'));
+        assert.equal(h.node(name)?.phase, 'ready');
+        assert.equal(h.node(name)?.tunnelConnected, true);
+      }
+      assert.equal(keys.size, 40);
+
+      // What the control plane sees: 20 Ready Nodes from the hollow agent version, each with a Lease being renewed.
+      const nodes = JSON.parse((await adminGet(admin, '/api/v1/nodes')).text) as { items: Node[] };
+      const ours = nodes.items.filter((n) => n.metadata.name.startsWith('h-'));
+      assert.equal(ours.length, 20);
+      for (const n of ours) {
+        assert.equal(n.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+        assert.match(n.status?.nodeInfo?.kubeletVersion ?? '', /^trustplane-node\/.*-hollow$/);
+      }
+      const leasePath = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
+      const first = JSON.parse((await adminGet(admin, `${leasePath}/h-07`)).text) as Lease;
+      assert.equal(first.spec?.holderIdentity, 'h-07');
+      await waitFor('h-07 to renew its Lease', async () => {
+        const l = JSON.parse((await adminGet(admin, `${leasePath}/h-07`)).text) as Lease;
+        return l.spec?.renewTime !== first.spec?.renewTime || undefined;
+      }, 10_000);
+      assert.ok(h.leaseStats().renewals > 0);
+
+      // The API server reaches each sampled node endpoint only through its tunnel, TLS end to end.
+      for (const name of ['h-00', 'h-09', 'h-19']) {
+        assert.deepEqual(await adminGet(admin, `/api/v1/nodes/${name}/proxy/healthz`), { status: 200, text: 'ok' });
+      }
+      const configz = JSON.parse((await adminGet(admin, '/api/v1/nodes/h-05/proxy/configz')).text) as { nodeName: string; hollow: boolean };
+      assert.deepEqual([configz.nodeName, configz.hollow], ['h-05', true]);
+    } finally {
+      await h.close();
+    }
+    assert.equal(h.node('h-00')?.phase, 'stopped');
+    await waitFor('every socket of the hollow nodes to close', () => (openHandles().length <= before ? true : undefined), 10_000).catch(() => {
+      assert.fail(`handles left open: before ${before}, now ${openHandles().join(', ')}`);
+    });
+    // Their tunnels are gone: the API server cannot reach them any more.
+    const gone = await adminGet(admin, '/api/v1/nodes/h-00/proxy/healthz');
+    assert.notEqual(gone.status, 200);
+  });
+
+  it('close() during the joins stops them at once and leaves nothing open', async () => {
+    const t = await fleet.bootstrapToken(CLUSTER, 'default-pool', { ttlSeconds: 3600 });
+    const before = openHandles().length;
+    const h = await startHollowNodes({ server: t.server, token: t.token, caCertHash: t.caCertHash, count: 200, namePrefix: 'early-', concurrency: 16 });
+    await waitFor('a first node to be ready', () => (h.progress().ready > 0 ? true : undefined), 30_000);
+    await h.close();
+    const s = await h.joined;
+    assert.ok(s.done && s.ready < 200, `ready ${s.ready}`);
+    assert.equal(s.failed, 0, s.errors.join('\n'));
+    await waitFor('every socket to close', () => (openHandles().length <= before ? true : undefined), 10_000).catch(() => {
+      assert.fail(`handles left open: before ${before}, now ${openHandles().join(', ')}`);
+    });
+  });
+
+  it('`nodes simulate --cluster` (the exported command; `nodes` is not wired into main.ts yet): progress, summary, stop after --duration', async () => {
+    const program = new Command('trustplane').exitOverride().option('--data-dir <dir>');
+    registerSimulate(program.command('nodes'));
+    const err: string[] = [];
+    const out: string[] = [];
+    const writeErr = process.stderr.write.bind(process.stderr);
+    const writeOut = process.stdout.write.bind(process.stdout);
+    process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
+    process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
+    try {
+      await program.parseAsync(['nodes', 'simulate', '--count', '5', '--cluster', CLUSTER, '--name-prefix', 'sim-', '--duration', '4s', '--data-dir', dataDir, '-o', 'json'], { from: 'user' });
+    } finally {
+      process.stderr.write = writeErr;
+      process.stdout.write = writeOut;
+    }
+    const summary = JSON.parse(out.join('')) as { ready: number; failed: number; count: number; joinRatePerSecond: number; namePrefix: string };
+    assert.deepEqual([summary.count, summary.ready, summary.failed, summary.namePrefix], [5, 5, 0, 'sim-']);
+    assert.ok(summary.joinRatePerSecond > 0);
+    assert.match(err.join(''), /Joining 5 hollow nodes \(sim-\*\) to https:\/\/127\.0\.0\.1:\d+/);
+    assert.match(err.join(''), /\[\d+s\] ready \d\/5 \(\+\d+\/s\), failed 0/);
+    const nodes = JSON.parse((await adminGet(admin, '/api/v1/nodes')).text) as { items: Node[] };
+    assert.equal(nodes.items.filter((n) => n.metadata.name.startsWith('sim-')).length, 5);
+
+    const bad = new Command('trustplane').exitOverride().option('--data-dir <dir>');
+    registerSimulate(bad.command('nodes'));
+    await assert.rejects(bad.parseAsync(['nodes', 'simulate', '--count', '5', '--data-dir', dataDir], { from: 'user' }), /say which cluster the hollow nodes join/);
+    await assert.rejects(bad.parseAsync(['nodes', 'simulate', '--count', 'x', '--cluster', CLUSTER, '--data-dir', dataDir], { from: 'user' }), /--count x is not a whole number/);
+  });
+});
