@@ -64,7 +64,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         port,
         minVersion: parseMinVersion(o.tlsMinVersion),
         synchronous: sync,
-        compaction: retain > 0 ? { intervalMs: parseDuration(o.autoCompactionInterval, '--auto-compaction-interval') * 1000, retainRevisions: retain } : undefined,
+        compaction: { intervalMs: parseDuration(o.autoCompactionInterval, '--auto-compaction-interval') * 1000, retainRevisions: retain },
       });
       ca.close();
       process.stdout.write(`state store of cluster ${o.cluster} listening on ${running.url} (${clusterPaths(dataDir, o.cluster).storeDb})\n`);

@@ -8,6 +8,9 @@ import { claimPidFile } from '../util/pidfile.js';
 import { writeFileAtomic } from '../util/files.js';
 import { startStoreServer } from './server/index.js';
 
+/** As `trustplane store serve`'s defaults: keep the last 10,000 revisions, look every 5 minutes. */
+export const DEFAULT_COMPACTION = { intervalMs: 5 * 60_000, retainRevisions: 10_000 };
+
 export interface StoreProcessOptions {
   dataDir: string;
   cluster: string;
@@ -15,6 +18,7 @@ export interface StoreProcessOptions {
   host?: string;
   port?: number;
   minVersion?: MinVersion;
+  /** Default DEFAULT_COMPACTION; retainRevisions 0 turns it off. */
   compaction?: { intervalMs: number; retainRevisions: number };
   synchronous?: 'FULL' | 'NORMAL';
 }
@@ -54,7 +58,7 @@ export async function runStoreProcess(o: StoreProcessOptions): Promise<RunningSt
     host,
     port: o.port ?? 0,
     tls: { ...tls, minVersion: o.minVersion },
-    compaction: o.compaction,
+    compaction: o.compaction ?? DEFAULT_COMPACTION,
     synchronous: o.synchronous,
     clusterId: o.cluster,
     memberName: `${o.cluster}-store`,

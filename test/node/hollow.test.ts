@@ -5,18 +5,53 @@ import { X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Command } from 'commander';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Lease } from '../../src/apiserver/registry/lease.js';
 import type { Node } from '../../src/apiserver/registry/node.js';
 import { adminKubeconfigEntry } from '../../src/cli/clusters.js';
-import { registerSimulate } from '../../src/cli/nodes-simulate.js';
 import type { FleetClient } from '../../src/fleet/client.js';
 import { startHollowNodes, type HollowProgress } from '../../src/node/hollow.js';
 import { waitFor } from '../../src/util/wait.js';
+import { exited, killChild } from '../helpers/cli.js';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CLUSTER = 'hollow';
+
+/** `trustplane nodes simulate ...` in a child process: the exported command under main.ts's error handling. */
+const SIMULATE_CHILD = `
+import { Command } from 'commander';
+import { TrustplaneError } from '${new URL('../../src/util/errors.js', import.meta.url).href}';
+import { registerSimulate } from '${new URL('../../src/cli/nodes-simulate.js', import.meta.url).href}';
+const program = new Command('trustplane').exitOverride().option('--data-dir <dir>');
+registerSimulate(program.command('nodes'));
+program.commands.forEach(function walk(c) { c.exitOverride(); c.commands.forEach(walk); });
+try {
+  await program.parseAsync(process.argv.slice(1), { from: 'user' });
+} catch (e) {
+  process.stderr.write('error: ' + e.message + '\\n' + (e.hint ? 'hint: ' + e.hint + '\\n' : ''));
+  process.exitCode = e instanceof TrustplaneError ? e.exitCode : 1;
+}
+`;
+
+function simulate(args: string[], onStderr?: (child: ChildProcess, stderr: string) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', SIMULATE_CHILD, 'nodes', 'simulate', ...args], { cwd: fileURLToPath(new URL('../../../', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+    onStderr?.(child, stderr);
+  });
+  return exited(child, 60_000).then(
+    (code) => ({ code: typeof code === 'number' ? code : null, stdout, stderr }),
+    async (e) => {
+      await killChild(child);
+      throw e;
+    },
+  );
+}
 
 interface Admin {
   server: string;
@@ -138,32 +173,29 @@ describe('hollow nodes (real CA and host processes)', () => {
     });
   });
 
-  it('`nodes simulate --cluster` (the exported command; `nodes` is not wired into main.ts yet): progress, summary, stop after --duration', async () => {
-    const program = new Command('trustplane').exitOverride().option('--data-dir <dir>');
-    registerSimulate(program.command('nodes'));
-    const err: string[] = [];
-    const out: string[] = [];
-    const writeErr = process.stderr.write.bind(process.stderr);
-    const writeOut = process.stdout.write.bind(process.stdout);
-    process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
-    process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-    try {
-      await program.parseAsync(['nodes', 'simulate', '--count', '5', '--cluster', CLUSTER, '--name-prefix', 'sim-', '--duration', '4s', '--data-dir', dataDir, '-o', 'json'], { from: 'user' });
-    } finally {
-      process.stderr.write = writeErr;
-      process.stdout.write = writeOut;
-    }
-    const summary = JSON.parse(out.join('')) as { ready: number; failed: number; count: number; joinRatePerSecond: number; namePrefix: string };
+  it('`nodes simulate --cluster` in its own process (the exported command; `nodes` is not wired into main.ts yet): progress, summary, stops on --duration and on SIGTERM', async () => {
+    const timed = await simulate(['--count', '5', '--cluster', CLUSTER, '--name-prefix', 'sim-', '--duration', '4s', '--data-dir', dataDir, '-o', 'json']);
+    assert.equal(timed.code, 0, timed.stderr);
+    const summary = JSON.parse(timed.stdout) as { ready: number; failed: number; count: number; joinRatePerSecond: number; namePrefix: string };
     assert.deepEqual([summary.count, summary.ready, summary.failed, summary.namePrefix], [5, 5, 0, 'sim-']);
     assert.ok(summary.joinRatePerSecond > 0);
-    assert.match(err.join(''), /Joining 5 hollow nodes \(sim-\*\) to https:\/\/127\.0\.0\.1:\d+/);
-    assert.match(err.join(''), /\[\d+s\] ready \d\/5 \(\+\d+\/s\), failed 0/);
+    assert.match(timed.stderr, /Joining 5 hollow nodes \(sim-\*\) to https:\/\/127\.0\.0\.1:\d+/);
+    assert.match(timed.stderr, /\[\d+s\] ready \d\/5 \(\+\d+\/s\), failed 0/);
     const nodes = JSON.parse((await adminGet(admin, '/api/v1/nodes')).text) as { items: Node[] };
     assert.equal(nodes.items.filter((n) => n.metadata.name.startsWith('sim-')).length, 5);
 
-    const bad = new Command('trustplane').exitOverride().option('--data-dir <dir>');
-    registerSimulate(bad.command('nodes'));
-    await assert.rejects(bad.parseAsync(['nodes', 'simulate', '--count', '5', '--data-dir', dataDir], { from: 'user' }), /say which cluster the hollow nodes join/);
-    await assert.rejects(bad.parseAsync(['nodes', 'simulate', '--count', 'x', '--cluster', CLUSTER, '--data-dir', dataDir], { from: 'user' }), /--count x is not a whole number/);
+    // Without --duration it runs until SIGTERM, then stops every node and prints the summary.
+    const running = await simulate(['--count', '3', '--cluster', CLUSTER, '--data-dir', dataDir], (child, stderr) => {
+      if (/Running; Ctrl-C stops the hollow nodes/.test(stderr)) child.kill('SIGTERM');
+    });
+    assert.equal(running.code, 0, running.stderr);
+    assert.match(running.stdout, /Hollow nodes: 3 ready, 0 failed of 3 in [\d.]+s .*\nStopped 3 hollow nodes\.\n/);
+
+    const noCluster = await simulate(['--count', '5', '--data-dir', dataDir]);
+    assert.equal(noCluster.code, 2);
+    assert.match(noCluster.stderr, /error: say which cluster the hollow nodes join\nhint: pass --cluster NAME/);
+    const badCount = await simulate(['--count', 'x', '--cluster', CLUSTER, '--data-dir', dataDir]);
+    assert.equal(badCount.code, 2);
+    assert.match(badCount.stderr, /--count x is not a whole number/);
   });
 });

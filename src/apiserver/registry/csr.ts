@@ -264,7 +264,7 @@ export class CsrRegistry {
    * The status subresource (the signer): conditions other than Approved/Denied and the certificate may change; the
    * approval conditions are kept as they are. The certificate may be set only once, and only on an approved CSR.
    */
-  updateStatus(input: CertificateSigningRequest, o: WriteOptions = {}): Promise<CertificateSigningRequest> {
+  updateStatus(input: CertificateSigningRequest, o: WriteOptions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
     return this.objects.update(
       input.metadata.name,
       (cur) => {
@@ -291,6 +291,7 @@ export class CsrRegistry {
       },
       { resourceVersion: input.metadata.resourceVersion, uid: input.metadata.uid },
       o,
+      known,
     );
   }
 
@@ -298,7 +299,7 @@ export class CsrRegistry {
    * The approval subresource (admins, the approver): only the Approved/Denied conditions may change; an existing one may
    * not be removed, and they exclude each other. Everything else is kept as it is.
    */
-  updateApproval(input: CertificateSigningRequest, o: WriteOptions = {}): Promise<CertificateSigningRequest> {
+  updateApproval(input: CertificateSigningRequest, o: WriteOptions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
     return this.objects.update(
       input.metadata.name,
       (cur) => {
@@ -318,6 +319,7 @@ export class CsrRegistry {
       },
       { resourceVersion: input.metadata.resourceVersion, uid: input.metadata.uid },
       o,
+      known,
     );
   }
 
@@ -325,30 +327,45 @@ export class CsrRegistry {
     return this.objects.delete(name, pre, o);
   }
 
+  // decide, setCertificate and fail take the CSR as the controller last read it (`known`), to save reading it again;
+  // a stale one costs a read, never a wrong write (see ObjectStore.update).
+
   /** Adds an Approved (or Denied) condition; a no-op if the CSR already carries it. For controllers. */
-  async decide(name: string, decision: 'Approved' | 'Denied', reason: string, message: string, pre: Preconditions = {}): Promise<CertificateSigningRequest> {
-    const cur = await this.get(name);
-    if (has(cur, decision)) return cur;
+  async decide(name: string, decision: 'Approved' | 'Denied', reason: string, message: string, pre: Preconditions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
+    const cur = known ?? (await this.get(name));
+    if (has(cur, decision)) return known ? this.decide(name, decision, reason, message, pre) : cur;
     const conditions = [...(cur.status?.conditions ?? []), { type: decision, status: 'True' as const, reason, message }];
-    return this.updateApproval({ ...cur, metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion }, status: { ...cur.status, conditions } });
+    return this.updateApproval(
+      { ...cur, metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion }, status: { ...cur.status, conditions } },
+      {},
+      known,
+    );
   }
 
   /** Writes the issued certificate chain (PEM) into status.certificate. For the signer. */
-  async setCertificate(name: string, chainPem: string, pre: Preconditions = {}): Promise<CertificateSigningRequest> {
-    const cur = await this.get(name);
-    return this.updateStatus({
-      ...cur,
-      metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion },
-      status: { ...cur.status, certificate: Buffer.from(chainPem, 'utf8').toString('base64') },
-    });
+  async setCertificate(name: string, chainPem: string, pre: Preconditions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
+    const cur = known ?? (await this.get(name));
+    return this.updateStatus(
+      {
+        ...cur,
+        metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion },
+        status: { ...cur.status, certificate: Buffer.from(chainPem, 'utf8').toString('base64') },
+      },
+      {},
+      known,
+    );
   }
 
   /** Adds a Failed condition (the CA refused). For the signer. */
-  async fail(name: string, reason: string, message: string, pre: Preconditions = {}): Promise<CertificateSigningRequest> {
-    const cur = await this.get(name);
-    if (isFailed(cur)) return cur;
+  async fail(name: string, reason: string, message: string, pre: Preconditions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
+    const cur = known ?? (await this.get(name));
+    if (isFailed(cur)) return known ? this.fail(name, reason, message, pre) : cur;
     const conditions = [...(cur.status?.conditions ?? []), { type: 'Failed', status: 'True' as const, reason, message }];
-    return this.updateStatus({ ...cur, metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion }, status: { ...cur.status, conditions } });
+    return this.updateStatus(
+      { ...cur, metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion }, status: { ...cur.status, conditions } },
+      {},
+      known,
+    );
   }
 
   private check(csr: CertificateSigningRequest): void {

@@ -136,33 +136,60 @@ export class ObjectStore<T extends KubeObject> {
    * Read, change, compare-and-swap. With a resourceVersion precondition a concurrent write is a 409 Conflict; without
    * one the change is re-applied to the newer object. Identity fields stay as they were; an unchanged object is not
    * written (its resourceVersion stays).
+   *
+   * `known` is the object as the caller last read it (a controller that read it to decide what to write): the first try
+   * starts from it instead of reading it again. What is built on it is provisional until the compare-and-swap proves it
+   * current; if it is stale, or judged unchanged or refused, the object is read and judged as without it.
    */
-  async update(name: string, mutate: (current: T) => T | Promise<T>, pre: Preconditions = {}, o: WriteOptions = {}): Promise<T> {
+  async update(name: string, mutate: (current: T) => T | Promise<T>, pre: Preconditions = {}, o: WriteOptions = {}, known?: T): Promise<T> {
     const wantRv = parseResourceVersion(pre.resourceVersion);
+    const knownRv = known && /^[0-9]{1,19}$/.test(known.metadata.resourceVersion ?? '') ? BigInt(known.metadata.resourceVersion!) : undefined;
+    if (known && knownRv !== undefined && known.metadata.name === name && !o.dryRun && (wantRv === undefined || wantRv === knownRv)) {
+      let next: T | undefined;
+      try {
+        next = await this.change(known, knownRv, mutate, wantRv, pre.uid);
+      } catch {
+        next = undefined;
+      }
+      if (next && !isDeepStrictEqual(next, known)) {
+        const r = await this.store.updateIfModRevision(this.key(name), this.encode(next), knownRv);
+        if (r.ok) {
+          next.metadata.resourceVersion = r.modRevision.toString();
+          return next;
+        }
+        if (r.modRevision === 0n) throw notFoundError(this.info, name);
+      }
+    }
     for (let attempt = 0; ; attempt++) {
       const kv = await this.store.get(this.key(name));
       if (!kv) throw notFoundError(this.info, name);
       const current = this.decode(kv.value, kv.modRevision);
-      this.checkPreconditions(current, kv.modRevision, wantRv, pre.uid);
-      const next = await mutate(structuredClone(current));
-      const m = next.metadata;
-      m.name = current.metadata.name;
-      m.uid = current.metadata.uid;
-      m.creationTimestamp = current.metadata.creationTimestamp;
-      if (current.metadata.namespace) m.namespace = current.metadata.namespace;
-      else delete m.namespace;
-      m.resourceVersion = current.metadata.resourceVersion;
-      next.apiVersion = this.info.apiVersion;
-      next.kind = this.info.kind;
+      const next = await this.change(current, kv.modRevision, mutate, wantRv, pre.uid);
       if (isDeepStrictEqual(next, current) || o.dryRun) return next;
       const r = await this.store.updateIfModRevision(this.key(name), this.encode(next), kv.modRevision);
       if (r.ok) {
-        m.resourceVersion = r.modRevision.toString();
+        next.metadata.resourceVersion = r.modRevision.toString();
         return next;
       }
       if (r.modRevision === 0n) throw notFoundError(this.info, name);
       if (wantRv !== undefined || attempt >= MAX_RETRIES) throw conflictError(this.info, name);
     }
+  }
+
+  /** `current` (at `modRevision`) after the preconditions and `mutate`, identity fields kept. */
+  private async change(current: T, modRevision: bigint, mutate: (current: T) => T | Promise<T>, wantRv: bigint | undefined, uid: string | undefined): Promise<T> {
+    this.checkPreconditions(current, modRevision, wantRv, uid);
+    const next = await mutate(structuredClone(current));
+    const m = next.metadata;
+    m.name = current.metadata.name;
+    m.uid = current.metadata.uid;
+    m.creationTimestamp = current.metadata.creationTimestamp;
+    if (current.metadata.namespace) m.namespace = current.metadata.namespace;
+    else delete m.namespace;
+    m.resourceVersion = current.metadata.resourceVersion;
+    next.apiVersion = this.info.apiVersion;
+    next.kind = this.info.kind;
+    return next;
   }
 
   /** Deletes and returns the object as it was. */

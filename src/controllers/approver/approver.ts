@@ -207,7 +207,7 @@ export class CsrApprover {
     const verdict = decideApproval({ csr, request, credential, node: nodeObject, otherGrants: node ? this.otherGrants(node, name) : [], now: clock.now() });
     try {
       if (verdict.verdict === 'approve') {
-        const written = await csrs.decide(name, 'Approved', verdict.reason, verdict.message, { resourceVersion: csr.metadata.resourceVersion });
+        const written = await csrs.decide(name, 'Approved', verdict.reason, verdict.message, { resourceVersion: csr.metadata.resourceVersion }, csr);
         // Known at once, before the watch reports it: the next request for this node must see this grant.
         this.remember(name, know(csrs, written));
         log.info({ csr: name, rule: verdict.rule, node, requester: csr.spec.username }, `approved: ${verdict.message}`);

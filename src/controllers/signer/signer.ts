@@ -100,7 +100,7 @@ export class CsrSigner {
       }
       this.unwritten.set(name, { uid, issued });
     }
-    const written = await this.write(name, uid, issued);
+    const written = await this.write(name, uid, issued, csr);
     if (written === 'retry') return 'retry';
     this.unwritten.delete(name);
     if (written === 'written') {
@@ -110,19 +110,24 @@ export class CsrSigner {
     return 'done';
   }
 
-  /** Writes the chain into the CSR it was signed for; 'gone' when that CSR was deleted, replaced or issued meanwhile. */
-  private async write(name: string, uid: string, issued: IssuedCertificate): Promise<'written' | 'gone' | 'retry'> {
+  /**
+   * Writes the chain into the CSR it was signed for; 'gone' when that CSR was deleted, replaced or issued meanwhile.
+   * The first try writes against `signed`, the CSR as read before signing: unchanged since (the usual case), the
+   * compare-and-swap succeeds without reading it again; changed, it is read and judged below.
+   */
+  private async write(name: string, uid: string, issued: IssuedCertificate, signed: CertificateSigningRequest): Promise<'written' | 'gone' | 'retry'> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const cur = await this.d.csrs.objects.tryGet(name);
+      const cur = attempt === 0 ? signed : await this.d.csrs.objects.tryGet(name);
       if (!cur || cur.metadata.uid !== uid || isIssued(cur) || signingAction(cur).action !== 'sign') {
         this.d.log.warn({ csr: name, serial: issued.serial }, 'the CSR changed while the CA was signing (deleted, denied or issued); certificate not written');
         return 'gone';
       }
       try {
-        await this.d.csrs.setCertificate(name, chainPem(issued), { resourceVersion: cur.metadata.resourceVersion });
+        await this.d.csrs.setCertificate(name, chainPem(issued), { resourceVersion: cur.metadata.resourceVersion }, cur);
         return 'written';
       } catch (e) {
-        if (!(e instanceof TrustplaneError && e.reason === 'Conflict')) throw e;
+        // Changed or deleted meanwhile: the next try reads it and judges again.
+        if (!(e instanceof TrustplaneError && (e.reason === 'Conflict' || e.reason === 'NotFound'))) throw e;
       }
     }
     return 'retry';

@@ -70,7 +70,7 @@ export class StoreCore {
     this.every(this.o.tuning.leaseCheckMs, () => this.revokeExpired());
     this.every(this.o.tuning.progressNotifyMs, () => this.hub.progressTick());
     const auto = this.o.compaction;
-    if (auto) this.every(auto.intervalMs, () => this.autoCompact(auto.retainRevisions));
+    if (auto && auto.retainRevisions > 0) this.every(auto.intervalMs, () => this.autoCompact(auto.retainRevisions));
   }
 
   private every(ms: number, fn: () => void): void {
