@@ -8,10 +8,10 @@ import type { Backoff } from '../tunnel/agent.js';
 import { agentVersion, DEFAULT_WAIT_TIMEOUT_MS } from './agent.js';
 import { parseCaCertHash } from './ca-pin.js';
 import { discoverCluster } from './discovery.js';
-import { HollowNode, type HollowNodeStatus } from './hollow/hollow-node.js';
+import { HollowNode, type HollowJoinStep, type HollowNodeStatus } from './hollow/hollow-node.js';
 import { LeaseWheel, type LeaseWheelStats } from './hollow/lease-wheel.js';
 
-export type { HollowNodeStatus, HollowNodePhase } from './hollow/hollow-node.js';
+export type { HollowJoinStep, HollowNodeStatus, HollowNodePhase } from './hollow/hollow-node.js';
 export type { LeaseWheelStats } from './hollow/lease-wheel.js';
 
 const TOKEN_FORMAT = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
@@ -64,6 +64,8 @@ export interface HollowJoinSummary extends HollowProgress {
   joinRatePerSecond: number;
   /** Per-node join time, token to Ready with the tunnel up. */
   joinMs: { p50: number; p90: number; p99: number; max: number };
+  /** Median time of each step of a join (client certificate, Node and Lease, serving certificate, tunnel), in ms. */
+  stepMsP50: Partial<Record<HollowJoinStep, number>>;
   /** The first few distinct failure messages. */
   errors: string[];
 }
@@ -145,11 +147,18 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
   });
   const summary = (): HollowJoinSummary => {
     const p = progress();
-    const times = [...nodes.values()].flatMap((n) => (n.joinMs === undefined ? [] : [n.joinMs])).sort((a, b) => a - b);
+    const joinedNodes = [...nodes.values()].filter((n) => n.joinMs !== undefined);
+    const times = joinedNodes.map((n) => n.joinMs!).sort((a, b) => a - b);
+    const stepMsP50: Partial<Record<HollowJoinStep, number>> = {};
+    for (const k of ['clientCertificate', 'register', 'servingCertificate', 'tunnel'] as const) {
+      const v = joinedNodes.flatMap((n) => (n.steps[k] === undefined ? [] : [n.steps[k]!])).sort((a, b) => a - b);
+      if (v.length) stepMsP50[k] = Math.round(quantile(v, 0.5));
+    }
     return {
       ...p,
       joinRatePerSecond: p.elapsedMs > 0 ? counts.ready / (p.elapsedMs / 1000) : 0,
       joinMs: { p50: quantile(times, 0.5), p90: quantile(times, 0.9), p99: quantile(times, 0.99), max: times.at(-1) ?? 0 },
+      stepMsP50,
       errors: [...errors],
     };
   };

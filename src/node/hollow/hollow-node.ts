@@ -35,6 +35,9 @@ export interface HollowNodeContext {
   tunnelBackoff?: Backoff;
 }
 
+/** The steps of a join, in order: client certificate, Node and Lease, serving certificate, tunnel accepted. */
+export type HollowJoinStep = 'clientCertificate' | 'register' | 'servingCertificate' | 'tunnel';
+
 export type HollowNodePhase = 'pending' | 'joining' | 'ready' | 'failed' | 'stopped';
 
 export interface HollowNodeStatus {
@@ -43,6 +46,8 @@ export interface HollowNodeStatus {
   error?: string;
   /** From the first use of the token to Node Ready with the tunnel accepted. */
   joinMs?: number;
+  /** How long each step of the join took, in ms. */
+  steps?: Partial<Record<HollowJoinStep, number>>;
   tunnelConnected: boolean;
   leaseRenewals: number;
   lastLeaseError?: string;
@@ -52,6 +57,7 @@ export class HollowNode {
   phase: HollowNodePhase = 'pending';
   error: string | undefined;
   joinMs: number | undefined;
+  readonly steps: Partial<Record<HollowJoinStep, number>> = {};
   /** The kubelet client and serving credentials (PEM chain and key), once issued. */
   client: IssuedCredential | undefined;
   serving: IssuedCredential | undefined;
@@ -98,6 +104,12 @@ export class HollowNode {
 
   private async run(): Promise<void> {
     const t0 = performance.now();
+    let mark = t0;
+    const step = (name: HollowJoinStep) => {
+      const now = performance.now();
+      this.steps[name] = now - mark;
+      mark = now;
+    };
     this.phase = 'joining';
     try {
       const tokenApi = this.apiClient({ token: this.c.token, ca: this.c.caBundle });
@@ -107,6 +119,7 @@ export class HollowNode {
         tokenApi.close();
         this.apis.delete(tokenApi);
       }
+      step('clientCertificate');
       this.throwIfStopping();
       const api = this.apiClient({ cert: this.client.cert, key: this.client.key, ca: this.c.caBundle });
       this.api = api;
@@ -123,9 +136,11 @@ export class HollowNode {
       });
       await this.heartbeat.registerNode();
       await this.renewLease();
+      step('register');
       this.throwIfStopping();
       // The approver grants a serving certificate for exactly the Node's addresses.
       this.serving = await requestCertificate({ kind: 'server', nodeName: this.name, sans: { dns: [this.name], ip: ['127.0.0.1'] } }, this.request(api));
+      step('servingCertificate');
       this.throwIfStopping();
       this.endpoint = await startNodeEndpoint({
         cert: this.serving.cert,
@@ -149,6 +164,7 @@ export class HollowNode {
         });
         await Promise.race([this.tunnel.waitConnected(this.c.waitTimeoutMs), this.halted]);
       }
+      step('tunnel');
       this.throwIfStopping();
       this.leaveWheel = this.c.wheel.add({ renew: () => this.renewLease() });
       this.joinMs = performance.now() - t0;
@@ -197,7 +213,7 @@ export class HollowNode {
       name: this.name,
       phase: this.phase,
       ...(this.error ? { error: this.error } : {}),
-      ...(this.joinMs !== undefined ? { joinMs: this.joinMs } : {}),
+      ...(this.joinMs !== undefined ? { joinMs: this.joinMs, steps: { ...this.steps } } : {}),
       tunnelConnected: this.tunnel?.connected ?? false,
       leaseRenewals: this.leaseRenewals,
       ...(this.lastLeaseError ? { lastLeaseError: this.lastLeaseError } : {}),
