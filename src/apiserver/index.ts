@@ -10,13 +10,13 @@ import { invalid } from '../util/errors.js';
 import { adapters } from './api/adapters.js';
 import { OpenApi } from './api/openapi.js';
 import { createHandler } from './api/router.js';
-import type { ClusterInfo } from './api/cluster-info.js';
+import { TRUST_BUNDLE_HEADER, trustBundleDigest, type ClusterInfo } from './api/cluster-info.js';
 import { Authenticator, parseTrustBundle } from './auth/authenticate.js';
 import { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
 import { createRegistries, type Registries } from './registry/registries.js';
 
 export { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
-export { CLUSTER_INFO_PATH, KUBECONFIG_KEY, TUNNEL_SERVER_KEY, clusterInfoConfigMap, type ClusterInfo } from './api/cluster-info.js';
+export { CLUSTER_INFO_PATH, KUBECONFIG_KEY, TUNNEL_SERVER_KEY, TRUST_BUNDLE_HEADER, clusterInfoConfigMap, trustBundleDigest, type ClusterInfo } from './api/cluster-info.js';
 export * from './types.js';
 export { ApiError, toStatus } from './status.js';
 export * from './registry/csr.js';
@@ -54,6 +54,8 @@ export interface RunningApiServer {
   port: number;
   /** New client trust anchors: connections made from now on are judged by them, open ones on their next request. */
   setClientCa(pem: string): void;
+  /** Root CA generations retired by a completed rotation: their certificates are refused with a hint to get new ones. */
+  setRetiredCa(pem: string | undefined): void;
   /** New serving certificate for new connections, without a restart. */
   setServingCert(c: { cert: string; key: string }): void;
   close(): Promise<void>;
@@ -88,7 +90,11 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     clusterInfo: o.clusterInfo,
     nodeTransport: o.nodeTransport,
   });
-  const server: Server = createServer(tlsOptions(), handler);
+  let bundleDigest = trustBundleDigest(o.clientCa);
+  const server: Server = createServer(tlsOptions(), (req, res) => {
+    res.setHeader(TRUST_BUNDLE_HEADER, bundleDigest);
+    handler(req, res);
+  });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.headersTimeout = KEEP_ALIVE_MS + 5_000;
   // Handshake failures (old TLS versions, bad certificates) are the client's problem; they must not end the server.
@@ -118,7 +124,11 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
       createSecureContext(serverOptions({ ...next, clientCert: 'request' }));
       authenticator.setClientCa(pem);
       material.ca = pem;
+      bundleDigest = trustBundleDigest(pem);
       server.setSecureContext(tlsOptions());
+    },
+    setRetiredCa(pem: string | undefined) {
+      authenticator.setRetiredCa(pem);
     },
     setServingCert(c: { cert: string; key: string }) {
       try {

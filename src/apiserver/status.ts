@@ -64,7 +64,7 @@ export const invalidError = (r: ResourceRef, name: string, causes: StatusCause[]
 
 export const badRequestError = (message: string) => new ApiError('BadRequest', message);
 
-export const unauthorizedError = () => new ApiError('Unauthorized', 'Unauthorized');
+export const unauthorizedError = (message = 'Unauthorized') => new ApiError('Unauthorized', message);
 
 export const methodNotAllowedError = (method: string) =>
   new ApiError('BadRequest', `the server does not allow this method on the requested resource (${method})`, undefined, 'MethodNotAllowed', 405);

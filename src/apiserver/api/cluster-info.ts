@@ -2,7 +2,9 @@
 //
 // It holds public facts only (the API server URL, the cluster root CA bundle, the tunnel server URL). A node fetches it
 // over an unverified connection and trusts it only after the CA's public key matches the hash it was given out of band.
+import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { pemDecodeAll } from '../../pki/pem.js';
 import { stringify } from 'yaml';
 import { sendJson } from '../http/respond.js';
 
@@ -13,6 +15,19 @@ export const CLUSTER_INFO_PATH = `/api/v1/namespaces/${CLUSTER_INFO_NAMESPACE}/c
 export const KUBECONFIG_KEY = 'kubeconfig';
 /** ConfigMap data key of the reverse tunnel server's URL (empty when the cluster has none). */
 export const TUNNEL_SERVER_KEY = 'trustplane.io/tunnel-server';
+
+/**
+ * Every API server answer carries the digest of the trust bundle it works with, so that node agents learn of a new
+ * cluster root CA generation from the requests they make anyway (Lease renewals), and fetch cluster-info again.
+ */
+export const TRUST_BUNDLE_HEADER = 'X-Trustplane-Trust-Bundle';
+
+/** sha256 over the DER of each certificate of a PEM bundle, in order, as "sha256:<hex>". */
+export function trustBundleDigest(pem: string): string {
+  const h = createHash('sha256');
+  for (const der of pemDecodeAll(pem, 'CERTIFICATE')) h.update(der);
+  return `sha256:${h.digest('hex')}`;
+}
 
 export interface ClusterInfo {
   /** PEM: the cluster root CA bundle (every generation nodes must trust). */

@@ -113,7 +113,18 @@ export function createHandler(d: RouterDeps): (req: IncomingMessage, res: Server
     }
     if (serveClusterInfo(res, method, path, d.clusterInfo)) return;
     const auth = await d.authenticator.authenticate(req);
-    if (!auth) throw unauthorizedError();
+    if (!auth) {
+      // A certificate of a root CA generation that a completed rotation retired is refused with what to do (403, so that
+      // kubectl prints the message); any other refusal gets kube-apiserver's plain 401.
+      const refused = d.authenticator.certificateRefusal(req);
+      if (refused?.retired) {
+        throw new ApiError(
+          'Forbidden',
+          `the client certificate was issued by a retired generation of cluster ${d.cluster}'s root CA (the credential rotation has completed); get new credentials with \`trustplane clusters get-credentials ${d.cluster}\``,
+        );
+      }
+      throw unauthorizedError();
+    }
 
     if (nonResource(req, res, path, method)) return;
     const proxy = d.nodeTransport && nodeProxyTarget(url.pathname);

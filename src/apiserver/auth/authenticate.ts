@@ -20,6 +20,10 @@ interface Verdict {
   user: UserInfo | null;
   /** The verdict holds until then (ms); a certificate on the path expires at that time. */
   until: number;
+  /** Why a presented certificate was not accepted. */
+  refused?: string;
+  /** It chains to a retired generation of the root CA: its holder must get new credentials. */
+  retired?: boolean;
 }
 
 export function parseTrustBundle(pem: string): ParsedCertificate[] {
@@ -43,6 +47,7 @@ function peerChain(socket: TLSSocket): Buffer[] {
 
 export class Authenticator {
   private roots: ParsedCertificate[];
+  private retired: ParsedCertificate[] = [];
   private generation = 0;
   private readonly verdicts = new WeakMap<TLSSocket, Verdict>();
 
@@ -74,6 +79,18 @@ export class Authenticator {
     return null;
   }
 
+  /** Why the request's client certificate, if it presented one, was not accepted (for the 401 message). */
+  certificateRefusal(req: IncomingMessage): { why: string; retired: boolean } | undefined {
+    const v = this.verdicts.get(req.socket as TLSSocket);
+    return v?.refused ? { why: v.refused, retired: !!v.retired } : undefined;
+  }
+
+  /** Generations of the root CA retired by a completed rotation: their certificates are refused with a hint. */
+  setRetiredCa(pem: string | undefined): void {
+    this.retired = pem ? parseTrustBundle(pem) : [];
+    this.generation++;
+  }
+
   private certificateUser(socket: TLSSocket): UserInfo | null {
     const now = this.clock.now().getTime();
     const cached = this.verdicts.get(socket);
@@ -92,8 +109,16 @@ export class Authenticator {
     try {
       const [leaf, ...rest] = ders.map((d) => parseCertificate(d));
       path = verifyChain(leaf, rest, this.roots, { at, purpose: 'clientAuth' });
-    } catch {
-      return none();
+    } catch (e) {
+      const refused: Verdict = { ...none(), refused: (e as Error).message };
+      if (this.retired.length === 0) return refused;
+      try {
+        const [leaf, ...rest] = ders.map((d) => parseCertificate(d));
+        verifyChain(leaf, rest, this.retired, { at, purpose: 'clientAuth' });
+        return { ...refused, retired: true };
+      } catch {
+        return refused;
+      }
     }
     const leaf = path[0];
     let cn: string | undefined;
