@@ -1,10 +1,11 @@
 // `trustplane clusters ...`: cluster lifecycle as gcloud's `container clusters` has it, through the control plane host's fleet API.
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import type { AuthorityKind } from '../ca/authority.js';
+import { isAuthorityKind, type AuthorityKind } from '../ca/authority.js';
 import { localCredential } from '../ca/credential.js';
 import type { AuthorityView } from '../ca/service.js';
-import { DEFAULT_POOL, type Credentials, type FleetCluster, type StoreBackend } from '../fleet/api.js';
+import { DEFAULT_POOL, type Credentials, type FleetCluster, type MaintenanceWindow, type StoreBackend, type UpdateClusterRequest } from '../fleet/api.js';
+import type { RotationRecord } from '../fleet/rotation.js';
 import type { FleetClient } from '../fleet/client.js';
 import { defaultKubeconfigPath, mergeKubeconfig, type KubeconfigEntry } from '../fleet/kubeconfig.js';
 import type { KeyAlgorithm } from '../pki/types.js';
@@ -51,9 +52,26 @@ export function printClusterDescription(c: FleetCluster): void {
     `store: ${c.store.type} ${c.store.endpoints.join(',')}`,
     `caCertHash: ${c.caCertHash}`,
     `nodePools: ${c.nodePools.map((p) => p.name).join(', ') || '-'}`,
+    ...(c.maintenanceWindow ? [`maintenanceWindow: daily ${c.maintenanceWindow.start} UTC for ${c.maintenanceWindow.hours}h`] : []),
+    ...(c.rotation ? [`credentialRotation: ${rotationLine(c.rotation)}`] : []),
   ];
   process.stdout.write(lines.join('\n') + '\n\n');
   printTable(['AUTHORITY', 'GEN', 'STATE', 'NOT AFTER', 'TIME LEFT', 'SHA-256', 'SUBJECT'], authorityRows(c.authorities));
+}
+
+function rotationLine(r: RotationRecord): string {
+  const gens = `generation ${r.from} to ${r.to ?? r.from + 1}`;
+  if (r.phase === 'done') return `${r.authority} ${gens}, ${r.trigger}, completed ${r.completedAt}${r.forced?.length ? ` (forced; cut off: ${r.forced.join(', ')})` : ''}`;
+  return `${r.authority} ${gens}, ${r.trigger}, phase ${r.phase} since ${r.history[r.history.length - 1].at} (started ${r.startedAt})`;
+}
+
+/** "03:00/4h" or "03:00" (4 hours) to a maintenance window. */
+export function parseWindow(text: string): MaintenanceWindow {
+  const m = /^([01]\d|2[0-3]):([0-5]\d)(?:\/(\d+)h)?$/.exec(text.trim());
+  if (!m) throw invalid(`--maintenance-window "${text}" is not HH:MM[/Nh]`, 'give the daily start in UTC and optionally its length, e.g. 03:00/4h');
+  const hours = m[3] ? Number(m[3]) : 4;
+  if (hours < 1 || hours > 24) throw invalid(`--maintenance-window length ${hours}h must be 1 to 24 hours`);
+  return { start: `${m[1]}:${m[2]}`, hours };
 }
 
 /** The context name get-credentials and up give a cluster, as gcloud's gke_<project>_<zone>_<name>. */
@@ -161,6 +179,65 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         mergeKubeconfig(path, e);
         if (fmt === 'json') printJson({ cluster: name, kubeconfig: path, context: e.name, server: e.server, user: e.user, notAfter: e.notAfter });
         else process.stdout.write(`Fetching cluster endpoint and auth data.\nkubeconfig entry generated for ${name} in ${path} (context ${e.name}, user ${e.user}, expires ${e.notAfter}).\n`);
+      });
+    });
+
+  clusters
+    .command('update <name>')
+    .description('change a cluster: rotate its credentials in two phases (start, then complete once nodes have moved), or set its maintenance window')
+    .option('--start-credential-rotation', 'make the next cluster root CA generation, trust both, re-issue control plane certificates; nodes move by themselves')
+    .option('--complete-credential-rotation', 'trust only the new generation and destroy the old key (refused while nodes still hold only old credentials)')
+    .option('--force', 'with --complete-credential-rotation: complete although some nodes have not moved (they must join again)')
+    .option('--maintenance-window <HH:MM[/Nh]>', 'daily window (UTC; default length 4h) for optional automatic work, such as completing an automatic rotation')
+    .option('--clear-maintenance-window', 'remove the maintenance window')
+    .option('--authority <kind>', 'root (the default); the etcd CAs are rotated automatically and cannot be asked for')
+    .option('-o, --output <format>', 'json')
+    .action(async (name: string, o: { startCredentialRotation?: boolean; completeCredentialRotation?: boolean; force?: boolean; maintenanceWindow?: string; clearMaintenanceWindow?: boolean; authority?: string; output?: string }) => {
+      const fmt = outputFormat(o.output ?? globals().output);
+      if (o.authority !== undefined && !isAuthorityKind(o.authority)) throw invalid(`--authority "${o.authority}" is not one of root, etcd-api, etcd-peer`);
+      if (!o.startCredentialRotation && !o.completeCredentialRotation && !o.maintenanceWindow && !o.clearMaintenanceWindow)
+        throw invalid('nothing to update', 'pass --start-credential-rotation, --complete-credential-rotation, --maintenance-window or --clear-maintenance-window');
+      if (o.force && !o.completeCredentialRotation) throw invalid('--force only goes with --complete-credential-rotation');
+      if (o.maintenanceWindow && o.clearMaintenanceWindow) throw invalid('--maintenance-window and --clear-maintenance-window together make no sense');
+      const req: UpdateClusterRequest = {
+        ...(o.startCredentialRotation ? { startCredentialRotation: true } : {}),
+        ...(o.completeCredentialRotation ? { completeCredentialRotation: true, force: !!o.force } : {}),
+        ...(o.authority ? { authority: o.authority as AuthorityKind } : {}),
+        ...(o.maintenanceWindow ? { maintenanceWindow: parseWindow(o.maintenanceWindow) } : o.clearMaintenanceWindow ? { maintenanceWindow: null } : {}),
+      };
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        if (o.startCredentialRotation && (o.authority ?? 'root') === 'root') process.stderr.write(`Starting the credential rotation of cluster ${name}: new root CA generation, trust in both, control plane certificates re-issued...\n`);
+        if (o.completeCredentialRotation) process.stderr.write(`Completing the credential rotation of cluster ${name}: retiring the old root CA generation and destroying its key...\n`);
+        const c = await f.update(name, req);
+        if (fmt === 'json') return printJson(c);
+        printClusterDescription(c);
+        if (o.startCredentialRotation)
+          process.stdout.write(
+            `\nNodes now re-issue their certificates under the new generation by themselves. Old credentials keep working until you run\n` +
+              `  trustplane clusters update ${name} --complete-credential-rotation\n` +
+              `Hand out new admin credentials now: trustplane clusters get-credentials ${name}\n`,
+          );
+      });
+    });
+
+  clusters
+    .command('check-credential-lifetime <name>')
+    .description("show, per authority, its generations, not-after dates, time left, and when the next automatic action happens")
+    .option('-o, --output <format>', 'json')
+    .action(async (name: string, o: { output?: string }) => {
+      const fmt = outputFormat(o.output ?? globals().output);
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        const l = await f.lifetime(name);
+        if (fmt === 'json') return printJson(l);
+        process.stdout.write(`cluster ${l.cluster}: ${l.status}${l.statusMessage ? ` (${l.statusMessage})` : ''}\n`);
+        if (l.rotation) process.stdout.write(`credential rotation: ${rotationLine(l.rotation)}\n`);
+        if (l.maintenanceWindow) process.stdout.write(`maintenance window: daily ${l.maintenanceWindow.start} UTC for ${l.maintenanceWindow.hours}h\n`);
+        process.stdout.write('\n');
+        const rows: string[][] = [];
+        for (const a of l.authorities)
+          for (const g of a.generations)
+            rows.push([a.title, `g${g.generation}`, g.state, g.notAfter ?? '-', g.secondsLeft === undefined ? '-' : formatDuration(g.secondsLeft), g.state === 'active' ? (a.next.action === 'none' ? a.next.why : `${a.next.action} at ${a.next.at}`) : '']);
+        printTable(['AUTHORITY', 'GEN', 'STATE', 'NOT AFTER', 'TIME LEFT', 'NEXT AUTOMATIC ACTION'], rows);
       });
     });
 

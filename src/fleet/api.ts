@@ -2,6 +2,35 @@
 import type { AuthorityView } from '../ca/service.js';
 import type { KeyAlgorithm } from '../pki/types.js';
 import type { AuthorityKind } from '../ca/authority.js';
+import type { AuthorityLifetime } from './lifetime.js';
+import type { RotationRecord } from './rotation.js';
+
+/** A daily window, in UTC, for optional automatic work: "HH:MM" and a length in hours. */
+export interface MaintenanceWindow {
+  start: string;
+  hours: number;
+}
+
+export interface UpdateClusterRequest {
+  startCredentialRotation?: boolean;
+  completeCredentialRotation?: boolean;
+  /** With completeCredentialRotation: complete although some nodes still hold only old credentials. */
+  force?: boolean;
+  /** Which authority (default the cluster root CA; the etcd CAs are managed and refused). */
+  authority?: AuthorityKind;
+  /** Set the maintenance window; null clears it. */
+  maintenanceWindow?: MaintenanceWindow | null;
+}
+
+export interface CredentialLifetime {
+  cluster: string;
+  status: ClusterStatus;
+  statusMessage: string;
+  now: string;
+  authorities: AuthorityLifetime[];
+  rotation?: RotationRecord;
+  maintenanceWindow?: MaintenanceWindow;
+}
 
 /** Where a cluster's state lives. */
 export type StoreBackend =
@@ -44,6 +73,9 @@ export interface FleetCluster {
   caCertHash: string;
   authorities: AuthorityView[];
   nodePools: NodePool[];
+  /** The current or last credential rotation. */
+  rotation?: RotationRecord;
+  maintenanceWindow?: MaintenanceWindow;
 }
 
 export interface CredentialsRequest {
@@ -94,4 +126,5 @@ export const fleetPaths = {
   nodePools: (c: string) => `/v1/clusters/${e(c)}/node-pools`,
   nodePool: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}`,
   bootstrapTokens: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}/bootstrap-tokens`,
+  lifetime: (c: string) => `/v1/clusters/${e(c)}/lifetime`,
 };

@@ -8,6 +8,8 @@ import {
   type Credentials,
   type FleetCluster,
   type NodePool,
+  type CredentialLifetime,
+  type UpdateClusterRequest,
 } from './api.js';
 
 export class FleetClient extends H2JsonClient {
@@ -22,6 +24,13 @@ export class FleetClient extends H2JsonClient {
   }
   describe(name: string) {
     return this.request<FleetCluster>('GET', p.cluster(name));
+  }
+  /** Rotation steps wait for the CA service and re-issue certificates: allow them time. */
+  update(name: string, req: UpdateClusterRequest) {
+    return this.request<FleetCluster>('PATCH', p.cluster(name), req, 120_000);
+  }
+  lifetime(name: string) {
+    return this.request<CredentialLifetime>('GET', p.lifetime(name));
   }
   delete(name: string) {
     return this.request<{ deleted: string }>('DELETE', p.cluster(name), undefined, 120_000);

@@ -2,6 +2,7 @@
 import { createRegistries, startApiServer, type Registries, type RunningApiServer } from '../apiserver/index.js';
 import { CaClient } from '../ca/client.js';
 import { localCredential } from '../ca/credential.js';
+import type { AuthorityKind } from '../ca/authority.js';
 import type { ClusterView } from '../ca/service.js';
 import { startControllers } from '../controllers/index.js';
 import { buildCsr, generateKeyPair, parseCertificate, pemDecode, pemEncode, spkiPin } from '../pki/index.js';
@@ -11,7 +12,8 @@ import type { MinVersion } from '../tls/policy.js';
 import type { Clock } from '../util/clock.js';
 import { NodeHttpsAgent, startTunnelServer, type TunnelServer } from '../tunnel/index.js';
 import type { Logger } from '../util/log.js';
-import type { ClusterStatus, StoreBackend } from './api.js';
+import type { ClusterStatus, MaintenanceWindow, StoreBackend } from './api.js';
+import type { RotationRecord } from './rotation.js';
 
 /** What the host keeps of a cluster in <data-dir>/clusters/<name>/cluster.json. */
 export interface ClusterConfig {
@@ -26,6 +28,10 @@ export interface ClusterConfig {
   tunnelPort?: number;
   defaultPool: string;
   create?: { keyAlgorithm?: unknown; lifetimes?: unknown };
+  /** The current (or last) credential rotation, recorded before each of its steps. */
+  rotation?: RotationRecord;
+  /** Daily window (UTC) for optional automatic work, such as completing an automatic rotation. */
+  maintenanceWindow?: MaintenanceWindow;
 }
 
 export interface RuntimeDeps {
@@ -58,6 +64,14 @@ export interface ClusterRuntime {
   /** HTTPS to node endpoints through the tunnel, TLS end to end, as the API server's kubelet client. */
   nodeAgent(): NodeHttpsAgent | undefined;
   caCertHash(): string;
+  /** The CA's view of the cluster as last read (authorities, generations). */
+  view(): ClusterView | undefined;
+  /**
+   * Makes every component follow the CA's view of an authority (after a rotation step): for the cluster root CA, the
+   * API server and tunnel server trust its bundle and refuse retired generations, serving and kubelet-client
+   * certificates are re-issued by the active generation. Idempotent.
+   */
+  applyTrust(kind: AuthorityKind, view: ClusterView): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +89,25 @@ export function caCertHashOf(view: ClusterView): string {
   const active = root.generations.find((g) => g.state === 'active');
   const pem = active?.certificate ?? root.bundle;
   return spkiPin(parseCertificate(pemDecode(pem, 'CERTIFICATE')).publicKey);
+}
+
+/** The certificates of root CA generations a completed rotation retired (refused with a hint to get new credentials). */
+function retiredRootsOf(view: ClusterView): string | undefined {
+  const pem = rootOf(view)
+    .generations.filter((g) => g.state === 'retired' && g.certificate)
+    .map((g) => g.certificate!)
+    .join('');
+  return pem || undefined;
+}
+
+/**
+ * A serving chain for clients that may still hold only an older bundle: the active generation's cross-certificate (its
+ * key certified by the generation before it) goes after the leaf, also once the old generation is retired, so that an
+ * old kubeconfig still reaches the API server and is told to get new credentials rather than failing TLS.
+ */
+function withCrossCertificate(cert: string, view: ClusterView): string {
+  const cross = rootOf(view).generations.find((g) => g.state === 'active')?.crossCertificate;
+  return cross && !cert.includes(cross.trim()) ? cert + cross : cert;
 }
 
 /**
@@ -98,6 +131,23 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inflight: Promise<void> = Promise.resolve();
+
+  const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(d.host) ? [d.host] : [])])];
+  const rootSigned = (cn: string, signer: string, sans?: { dns: string[]; ip: string[] }) =>
+    localCredential([{ type: 'CN', value: cn }], (csr) => d.fleetCa.sign(config.name, { signer, csr }), sans ? { sans } : {});
+  const apiServing = async (v: ClusterView) => {
+    const c = await rootSigned('kube-apiserver', 'trustplane.io/kube-apiserver-serving', { dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ip: ips });
+    return { ...c, cert: withCrossCertificate(c.cert, v) };
+  };
+  const tunnelServing = async (v: ClusterView) => {
+    const c = await rootSigned('trustplane-tunnel-server', 'trustplane.io/kube-apiserver-serving', { dns: ['localhost'], ip: ips });
+    return { ...c, cert: withCrossCertificate(c.cert, v) };
+  };
+  /** The API server's client to node endpoints: a control-plane certificate, trusting node serving certificates of `bundle`. */
+  const newNodeAgent = async (t: TunnelServer, bundle: string) => {
+    const c = await rootSigned('system:trustplane:apiserver-kubelet-client', 'trustplane.io/control-plane-component');
+    return new NodeHttpsAgent(t, { cert: c.cert, key: c.key, ca: bundle, minVersion: d.minVersion });
+  };
 
   const attempt = async () => {
     view = await d.fleetCa.describeCluster(config.name);
@@ -129,30 +179,18 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       const issued = await d.fleetCa.issueClusterCaller(config.name, csr);
       caller = new CaClient({ url: d.caUrl, cert: issued.certificate, key: kp.privateKeyPem, ca: d.serviceCa });
     }
-    const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(d.host) ? [d.host] : [])])];
     if (!tunnel) {
       // Agents dial in here with their kubelet client certificates; the control plane reaches nodes only through it.
-      const serving = await localCredential(
-        [{ type: 'CN', value: 'trustplane-tunnel-server' }],
-        (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/kube-apiserver-serving', csr }),
-        { sans: { dns: ['localhost'], ip: ips } },
-      );
+      const serving = await tunnelServing(view);
       tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort ?? 0, tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock });
       if (config.tunnelPort !== tunnel.port) {
         config.tunnelPort = tunnel.port;
         d.persist(config);
       }
-      const kubeletClient = await localCredential([{ type: 'CN', value: 'system:trustplane:apiserver-kubelet-client' }], (csr) =>
-        d.fleetCa.sign(config.name, { signer: 'trustplane.io/control-plane-component', csr }),
-      );
-      nodeAgent = new NodeHttpsAgent(tunnel, { cert: kubeletClient.cert, key: kubeletClient.key, ca: root.bundle, minVersion: d.minVersion });
+      nodeAgent = await newNodeAgent(tunnel, root.bundle);
     }
     if (!api) {
-      const serving = await localCredential(
-        [{ type: 'CN', value: 'kube-apiserver' }],
-        (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/kube-apiserver-serving', csr }),
-        { sans: { dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ip: ips } },
-      );
+      const serving = await apiServing(view);
       const serverUrl = () => api?.url ?? '';
       const tunnelUrl = tunnel.url;
       api = await startApiServer({
@@ -164,9 +202,10 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         store,
         registries,
         clock: d.clock,
-        clusterInfo: () => ({ caBundle: root.bundle, server: serverUrl(), tunnelServer: tunnelUrl }),
+        clusterInfo: () => ({ caBundle: view ? rootOf(view).bundle : root.bundle, server: serverUrl(), tunnelServer: tunnelUrl }),
         nodeTransport: () => nodeAgent,
       });
+      api.setRetiredCa(retiredRootsOf(view));
       if (config.apiserverPort !== api.port) {
         config.apiserverPort = api.port;
         d.persist(config);
@@ -213,6 +252,24 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     tunnel: () => tunnel,
     nodeAgent: () => nodeAgent,
     caCertHash: () => (view ? caCertHashOf(view) : ''),
+    view: () => view,
+    async applyTrust(kind: AuthorityKind, next: ClusterView) {
+      view = next;
+      if (kind !== 'root' || !api || !tunnel) return;
+      const bundle = rootOf(next).bundle;
+      // Trust first (both generations while a rotation runs), then the new certificates that need it.
+      api.setClientCa(bundle);
+      api.setRetiredCa(retiredRootsOf(next));
+      tunnel.setClientCa(bundle);
+      const [apiCert, tunnelCert, agent] = await Promise.all([apiServing(next), tunnelServing(next), newNodeAgent(tunnel, bundle)]);
+      api.setServingCert(apiCert);
+      tunnel.setServingCert(tunnelCert);
+      // Requests in flight finish on the old agent's connections; new ones take the new certificate.
+      const old = nodeAgent;
+      nodeAgent = agent;
+      if (old) setTimeout(() => old.destroy(), 60_000).unref();
+      log.info({ authority: kind, bundle: rootOf(next).generations.filter((g) => g.state !== 'retired').map((g) => `g${g.generation}:${g.state}`) }, 'trust updated');
+    },
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

@@ -17,9 +17,17 @@ import {
   type FleetCluster,
   type NodePool,
   type StoreBackend,
+  type CredentialLifetime,
+  type MaintenanceWindow,
+  type UpdateClusterRequest,
 } from './api.js';
 import { caCertHashOf, startClusterRuntime, type ClusterConfig, type ClusterRuntime, type RuntimeDeps } from './cluster-runtime.js';
 import { checkPoolName, createNodePool, createPoolToken, deleteNodePool, listNodePools } from './node-pools.js';
+import { AUTO_COMPLETE_GRACE_S, degradation, lifetimesOf, ROOT_ROTATE_BEFORE_S } from './lifetime.js';
+import { advance, beginRotation, completeRotation, isRunning, type RotationDeps, type RotationRecord } from './rotation.js';
+import { authorityTitle, type AuthorityKind } from '../ca/authority.js';
+import { listNodeCredentials, liveCredential } from '../controllers/node-credentials.js';
+import type { Store } from '../store/client.js';
 
 const CLUSTER_NAME = /^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$/;
 const MAX_TOKEN_TTL_S = 30 * 24 * 3600;
@@ -30,6 +38,9 @@ export class Fleet {
   private readonly runtimes = new Map<string, ClusterRuntime>();
   private readonly configs = new Map<string, ClusterConfig>();
   private readonly lock = new Mutex();
+  /** One rotation step at a time per cluster, whether asked for or automatic. */
+  private readonly rotationLocks = new Map<string, Mutex>();
+  private lifetimeTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: FleetDeps) {}
 
@@ -46,6 +57,8 @@ export class Fleet {
 
   private startRuntime(c: ClusterConfig) {
     const onRunning = () => {
+      // A rotation a crash interrupted between its steps goes on as soon as the cluster serves again.
+      if (isRunning(c.rotation) && c.rotation.phase !== 'moving') this.resumeRotation(c.name);
       if (c.state !== 'creating') return;
       this.finishCreate(c).catch((e: Error) => this.d.log.error({ cluster: c.name, err: e.message }, 'could not finish creating the cluster'));
     };
@@ -139,6 +152,7 @@ export class Fleet {
     let { status, message } = rt?.status() ?? { status: 'PROVISIONING' as const, message: 'not started' };
     if (c.state === 'creating' && status === 'RUNNING') status = 'PROVISIONING';
     if (c.state === 'deleting') ({ status, message } = { status: 'STOPPING', message: 'being deleted' });
+    if (status === 'RUNNING' && view) ({ status, message } = lifetimeStatus(view, c.rotation, this.d.clock.now(), message));
     let nodePools: NodePool[] = [];
     if (rt && status !== 'PROVISIONING' && status !== 'STOPPING') nodePools = await listNodePools(rt.store()).catch(() => []);
     return {
@@ -152,13 +166,149 @@ export class Fleet {
       caCertHash: view ? caCertHashOf(view) : '',
       authorities: view?.authorities ?? [],
       nodePools,
+      ...(c.rotation ? { rotation: c.rotation } : {}),
+      ...(c.maintenanceWindow ? { maintenanceWindow: c.maintenanceWindow } : {}),
     };
+  }
+
+  // ---- credential lifetime and rotation ----
+
+  private rotationLock(name: string): Mutex {
+    let m = this.rotationLocks.get(name);
+    if (!m) this.rotationLocks.set(name, (m = new Mutex()));
+    return m;
+  }
+
+  private rotationDeps(c: ClusterConfig, rt: ClusterRuntime): RotationDeps {
+    return {
+      cluster: c.name,
+      ca: this.ca,
+      save: (r) => {
+        c.rotation = r;
+        this.persist(c);
+      },
+      applyTrust: (kind, view) => rt.applyTrust(kind, view),
+      laggards: (kind, to) => (kind === 'root' ? laggards(rt.store(), to, this.d.clock.now()) : Promise.resolve([])),
+      clock: this.d.clock,
+      log: this.d.log,
+    };
+  }
+
+  private resumeRotation(name: string): void {
+    void this.rotationLock(name)
+      .run(async () => {
+        const c = this.config(name);
+        if (!isRunning(c.rotation) || c.rotation.phase === 'moving') return;
+        await advance(this.rotationDeps(c, this.running(name)), c.rotation);
+      })
+      .catch((e: Error) => this.d.log.error({ cluster: name, err: e.message }, 'resuming the credential rotation failed; the lifetime controller retries'));
+  }
+
+  /** `clusters update`: start or complete a credential rotation, set or clear the maintenance window. */
+  async update(name: string, req: UpdateClusterRequest): Promise<FleetCluster> {
+    const c = this.config(name);
+    const kind: AuthorityKind = req.authority ?? 'root';
+    if (kind !== 'root') {
+      throw new TrustplaneError(
+        'Forbidden',
+        `the ${authorityTitle(kind)} of cluster "${name}" is managed: trustplane rotates it automatically before it expires, with no user command`,
+        `see when with \`trustplane clusters check-credential-lifetime ${name}\``,
+      );
+    }
+    if (req.startCredentialRotation && req.completeCredentialRotation) throw invalid('start and complete a rotation in two steps', 'run --start-credential-rotation, let the nodes move, then --complete-credential-rotation');
+    if (req.maintenanceWindow !== undefined) {
+      if (req.maintenanceWindow === null) delete c.maintenanceWindow;
+      else c.maintenanceWindow = checkWindow(req.maintenanceWindow);
+      this.persist(c);
+    }
+    if (req.startCredentialRotation || req.completeCredentialRotation) {
+      if (c.state !== 'ready') throw new TrustplaneError('Conflict', `cluster "${name}" is ${c.state === 'creating' ? 'still being created' : 'being deleted'}`);
+      const rt = this.running(name);
+      await this.rotationLock(name).run(async () => {
+        const d = this.rotationDeps(c, rt);
+        if (req.startCredentialRotation) {
+          const r = await beginRotation(d, c.rotation ? [c.rotation] : [], 'root', 'manual');
+          await advance(d, r);
+        } else {
+          if (!isRunning(c.rotation))
+            throw new TrustplaneError('Conflict', `no credential rotation is in progress for cluster "${name}"`, `start one with \`trustplane clusters update ${name} --start-credential-rotation\``);
+          await advance(d, c.rotation);
+          await completeRotation(d, c.rotation, !!req.force);
+        }
+      });
+    }
+    return this.describe(name);
+  }
+
+  async lifetime(name: string): Promise<CredentialLifetime> {
+    const c = this.config(name);
+    const [view, described] = await Promise.all([this.ca.describeCluster(name), this.describe(name)]);
+    const now = this.d.clock.now();
+    return {
+      cluster: name,
+      status: described.status,
+      statusMessage: described.statusMessage,
+      now: now.toISOString(),
+      authorities: lifetimesOf(view, now, c.rotation ? [c.rotation] : []),
+      ...(c.rotation ? { rotation: c.rotation } : {}),
+      ...(c.maintenanceWindow ? { maintenanceWindow: c.maintenanceWindow } : {}),
+    };
+  }
+
+  /**
+   * The lifetime controller: every interval, per serving cluster, resume an interrupted rotation, start one when the
+   * cluster root CA has 30 days or less left (whatever the maintenance window), and complete an automatic one once
+   * every node has moved, or after the grace period, inside the maintenance window when there is one.
+   */
+  startLifetimeController(intervalMs: number): void {
+    const tick = async () => {
+      for (const name of [...this.configs.keys()]) {
+        await this.lifetimeStep(name).catch((e: Error) => this.d.log.error({ cluster: name, err: e.message }, 'lifetime controller step failed; retrying next time'));
+      }
+      if (this.lifetimeTimer !== undefined) this.lifetimeTimer = setTimeout(() => void tick(), intervalMs);
+    };
+    this.lifetimeTimer = setTimeout(() => void tick(), 0);
+  }
+
+  private async lifetimeStep(name: string): Promise<void> {
+    const c = this.configs.get(name);
+    const rt = this.runtimes.get(name);
+    if (!c || c.state !== 'ready' || !rt || rt.status().status !== 'RUNNING') return;
+    await this.rotationLock(name).run(async () => {
+      const d = this.rotationDeps(c, rt);
+      const now = this.d.clock.now();
+      if (isRunning(c.rotation)) {
+        const r = c.rotation;
+        if (r.phase !== 'moving') return advance(d, r);
+        if (r.trigger !== 'automatic' || (c.maintenanceWindow && !inWindow(c.maintenanceWindow, now))) return;
+        const graceOver = now.getTime() >= Date.parse(r.startedAt) + AUTO_COMPLETE_GRACE_S * 1000;
+        const late = await d.laggards(r.authority, r.to!);
+        if (late.length === 0 || graceOver) await completeRotation(d, r, graceOver);
+        return;
+      }
+      const view = await this.ca.describeCluster(name);
+      const root = lifetimesOf(view, now).find((l) => l.kind === 'root')!;
+      // A root CA whose whole lifetime is under the threshold would rotate on every look: once a day is enough.
+      const last = c.rotation as RotationRecord | undefined;
+      const recent = last?.completedAt !== undefined && now.getTime() - Date.parse(last.completedAt) < 86_400_000;
+      if (root.secondsLeft !== undefined && root.secondsLeft <= ROOT_ROTATE_BEFORE_S && !recent) {
+        this.d.log.warn({ cluster: name, notAfter: root.notAfter }, 'cluster root CA has 30 days or less left: starting an automatic credential rotation');
+        const r = await beginRotation(d, [], 'root', 'automatic');
+        await advance(d, r);
+      }
+    });
   }
 
   async delete(name: string): Promise<void> {
     const c = await this.lock.run(async () => {
       const c = this.config(name);
       if (c.state === 'deleting') return c;
+      if (isRunning(c.rotation))
+        throw new TrustplaneError(
+          'Conflict',
+          `cluster "${name}" cannot be deleted while a credential rotation is in progress (phase ${c.rotation.phase})`,
+          c.rotation.phase === 'moving' ? `complete it first: \`trustplane clusters update ${name} --complete-credential-rotation\`` : 'wait for it to finish',
+        );
       c.state = 'deleting';
       this.persist(c);
       return c;
@@ -227,6 +377,8 @@ export class Fleet {
   }
 
   async stop(): Promise<void> {
+    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
+    this.lifetimeTimer = undefined;
     await Promise.all([...this.runtimes.values()].map((r) => r.stop()));
     this.runtimes.clear();
   }
@@ -248,6 +400,48 @@ function checkStoreBackend(s: StoreBackend): StoreBackend {
     return { type: 'etcd', endpoints: [...s.endpoints] };
   }
   throw invalid(`store type "${(s as { type: string }).type}" is unknown`, 'use embedded or etcd');
+}
+
+/** RUNNING, or DEGRADED when the cluster root CA is about to expire, or RECONCILING while a rotation runs. */
+function lifetimeStatus(view: ClusterView, rotation: RotationRecord | undefined, now: Date, running: string): { status: FleetCluster['status']; message: string } {
+  const degraded = degradation(view, now);
+  if (degraded) return { status: 'DEGRADED', message: degraded };
+  if (isRunning(rotation)) {
+    const what = `rotating the ${authorityTitle(rotation.authority)} (${rotation.trigger}, generation ${rotation.from} to ${rotation.to ?? rotation.from + 1}): phase ${rotation.phase}`;
+    const next =
+      rotation.phase === 'moving'
+        ? rotation.trigger === 'manual'
+          ? '; nodes are moving to the new generation; complete with `trustplane clusters update ' + view.name + ' --complete-credential-rotation`'
+          : '; nodes are moving to the new generation; it completes by itself once they have'
+        : '';
+    return { status: 'RECONCILING', message: what + next };
+  }
+  return { status: 'RUNNING', message: running };
+}
+
+/** Nodes whose newest live client credential was issued by a root CA generation older than `to`. */
+async function laggards(store: Store, to: number, now: Date): Promise<string[]> {
+  const out: string[] = [];
+  for (const { record } of await listNodeCredentials(store)) {
+    const live = liveCredential(record, now);
+    if (live && live.generation < to) out.push(record.node);
+  }
+  return out.sort();
+}
+
+function checkWindow(w: MaintenanceWindow): MaintenanceWindow {
+  if (typeof w?.start !== 'string' || !/^([01]\d|2[0-3]):[0-5]\d$/.test(w.start)) throw invalid(`maintenance window start "${w?.start}" is not HH:MM (UTC)`);
+  if (!Number.isInteger(w.hours) || w.hours < 1 || w.hours > 24) throw invalid(`maintenance window length ${w.hours} must be 1 to 24 hours`);
+  return { start: w.start, hours: w.hours };
+}
+
+/** Whether `now` falls in the daily window. */
+export function inWindow(w: MaintenanceWindow, now: Date): boolean {
+  const [h, m] = w.start.split(':').map(Number);
+  const minuteOfDay = now.getUTCHours() * 60 + now.getUTCMinutes();
+  const from = h * 60 + m;
+  const offset = (minuteOfDay - from + 1440) % 1440;
+  return offset < w.hours * 60;
 }
 
 async function waitRunning(rt: ClusterRuntime, timeoutMs: number): Promise<void> {

@@ -24,6 +24,8 @@ export interface HostOptions {
   log?: Logger;
   /** How long to wait for the CA service to answer at start. */
   caWaitMs?: number;
+  /** How often the lifetime controller looks at every cluster's CAs; default 60 s. */
+  lifetimeIntervalMs?: number;
 }
 
 export interface HostEndpoint {
@@ -76,6 +78,7 @@ export async function runHost(o: HostOptions): Promise<RunningHost> {
     ca = await connectCa(o.dataDir, o.caWaitMs ?? 30_000);
     fleet = new Fleet({ dataDir: o.dataDir, host, fleetCa: ca.client, caUrl: ca.url, serviceCa: ca.serviceCa, clock, minVersion: o.minVersion, log });
     await fleet.resume();
+    fleet.startLifetimeController(o.lifetimeIntervalMs ?? 60_000);
     const c = ca.client;
     const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(host) ? [host] : [])])];
     const tls = await localCredential(PLACEHOLDER, (csr) => c.issueServiceServer(csr, { dns: ['localhost'], ip: ips }));

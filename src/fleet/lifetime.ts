@@ -29,7 +29,7 @@ export interface AuthorityLifetime {
   notAfter?: string;
   secondsLeft?: number;
   /** The next automatic action on this authority and when it happens (now, when it is due). */
-  next: { action: 'start-rotation' | 'complete-rotation' | 'continue-rotation'; at: string; why: string };
+  next: { action: 'start-rotation' | 'complete-rotation' | 'continue-rotation' | 'none'; at: string; why: string };
 }
 
 export function rotateBeforeS(kind: AuthorityKind): number {
@@ -58,7 +58,7 @@ export function lifetimesOf(view: ClusterView, now: Date, rotations: RotationRec
         running.phase === 'moving'
           ? running.trigger === 'automatic'
             ? { action: 'complete-rotation', at: iso(Math.max(t, startedMs + AUTO_COMPLETE_GRACE_S * 1000)), why: 'once every node has moved to the new generation, at the latest after the grace period' }
-            : { action: 'complete-rotation', at: iso(t), why: 'waiting for `clusters update --complete-credential-rotation`' }
+            : { action: 'none', at: iso(t), why: 'a manual rotation: waiting for `clusters update --complete-credential-rotation`' }
           : { action: 'continue-rotation', at: iso(t), why: `rotation in phase ${running.phase}` };
     } else {
       const notAfterMs = active?.notAfter ? Date.parse(active.notAfter) : t;

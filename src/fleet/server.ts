@@ -4,7 +4,7 @@ import type { CallerIdentity } from '../ca/service.js';
 import type { MinVersion } from '../tls/policy.js';
 import { forbidden, invalid, notFound } from '../util/errors.js';
 import { asObject, startH2JsonServer, type RunningH2JsonServer } from '../util/h2-json.js';
-import { MAX_BODY_BYTES, type BootstrapTokenRequest, type CreateClusterRequest, type CredentialsRequest } from './api.js';
+import { MAX_BODY_BYTES, type BootstrapTokenRequest, type CreateClusterRequest, type CredentialsRequest, type UpdateClusterRequest } from './api.js';
 import type { Fleet } from './fleet.js';
 
 export interface FleetServerOptions {
@@ -36,6 +36,10 @@ async function route(f: Fleet, method: string, parts: string[], body: () => Prom
       return [201, await f.create(asObject(await body(), 'request') as unknown as CreateClusterRequest)];
     case 'GET 3':
       return [200, await f.describe(cluster)];
+    case 'PATCH 3':
+      return [200, await f.update(cluster, asObject(await body(), 'request') as UpdateClusterRequest)];
+    case 'GET 4 lifetime':
+      return [200, await f.lifetime(cluster)];
     case 'DELETE 3':
       await f.delete(cluster);
       return [200, { deleted: cluster }];

@@ -118,6 +118,9 @@ export function createHandler(d: RouterDeps): (req: IncomingMessage, res: Server
       // kubectl prints the message); any other refusal gets kube-apiserver's plain 401.
       const refused = d.authenticator.certificateRefusal(req);
       if (refused?.retired) {
+        // Discovery (public facts) still answers, so that kubectl gets as far as the request it was asked to make and
+        // prints the reason it is refused, rather than a discovery failure.
+        if (nonResource(req, res, path, method)) return;
         throw new ApiError(
           'Forbidden',
           `the client certificate was issued by a retired generation of cluster ${d.cluster}'s root CA (the credential rotation has completed); get new credentials with \`trustplane clusters get-credentials ${d.cluster}\``,
