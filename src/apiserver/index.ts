@@ -10,13 +10,13 @@ import { invalid } from '../util/errors.js';
 import { adapters } from './api/adapters.js';
 import { OpenApi } from './api/openapi.js';
 import { createHandler } from './api/router.js';
-import { TRUST_BUNDLE_HEADER, trustBundleDigest, type ClusterInfo } from './api/cluster-info.js';
+import { TRUST_BUNDLE_HEADER, trustHeaderValue, type ClusterInfo } from './api/cluster-info.js';
 import { Authenticator, parseTrustBundle } from './auth/authenticate.js';
 import { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
 import { createRegistries, type Registries } from './registry/registries.js';
 
 export { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
-export { CLUSTER_INFO_PATH, KUBECONFIG_KEY, TUNNEL_SERVER_KEY, TRUST_BUNDLE_HEADER, clusterInfoConfigMap, trustBundleDigest, type ClusterInfo } from './api/cluster-info.js';
+export { CLUSTER_INFO_PATH, KUBECONFIG_KEY, TUNNEL_SERVER_KEY, TRUST_BUNDLE_HEADER, clusterInfoConfigMap, trustBundleDigest, trustHeaderValue, parseTrustHeader, type ClusterInfo } from './api/cluster-info.js';
 export * from './types.js';
 export { ApiError, toStatus } from './status.js';
 export * from './registry/csr.js';
@@ -90,9 +90,9 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     clusterInfo: o.clusterInfo,
     nodeTransport: o.nodeTransport,
   });
-  let bundleDigest = trustBundleDigest(o.clientCa);
+  let trustHeader = trustHeaderValue(o.clientCa, o.tls.cert);
   const server: Server = createServer(tlsOptions(), (req, res) => {
-    res.setHeader(TRUST_BUNDLE_HEADER, bundleDigest);
+    res.setHeader(TRUST_BUNDLE_HEADER, trustHeader);
     handler(req, res);
   });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
@@ -124,7 +124,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
       createSecureContext(serverOptions({ ...next, clientCert: 'request' }));
       authenticator.setClientCa(pem);
       material.ca = pem;
-      bundleDigest = trustBundleDigest(pem);
+      trustHeader = trustHeaderValue(pem, material.cert);
       server.setSecureContext(tlsOptions());
     },
     setRetiredCa(pem: string | undefined) {
@@ -138,10 +138,12 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
       }
       material.cert = c.cert;
       material.key = c.key;
+      trustHeader = trustHeaderValue(material.ca, c.cert);
       server.setSecureContext(tlsOptions());
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        authenticator.close();
         for (const end of [...watches]) end();
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { CLUSTER_INFO_PATH } from '../apiserver/api/cluster-info.js';
+import { CLUSTER_INFO_PATH, parseTrustHeader, trustBundleDigest } from '../apiserver/api/cluster-info.js';
 import type { NodeAddress } from '../apiserver/registry/node.js';
 import { parseCertificates, spkiPin, type ParsedCertificate } from '../pki/index.js';
 import type { MinVersion } from '../tls/policy.js';
@@ -228,7 +228,9 @@ async function run(
   // A token given now is kept: it is what lets the node join again if its client certificate lapses while offline.
   if (o.token) state.writeToken(o.token);
   const cfg: NodeConfig = config;
-  const bundle: string = caBundle;
+  // The cluster root CA bundle: replaced when a credential rotation changes it (see followTrust below).
+  let bundle: string = caBundle;
+  let bundleDigest = trustBundleDigest(bundle);
 
   const reqOpts = (api: ApiClient) => ({ api, state, caBundle: bundle, clock, log, timeoutMs: waitTimeoutMs });
   const clientSpec = { kind: 'client' as const, nodeName, ...(o.clientCertExpirationSeconds ? { expirationSeconds: o.clientCertExpirationSeconds } : {}) };
@@ -273,15 +275,31 @@ async function run(
   } else log.info({ serial: client.leaf.serialHex, notAfter: client.leaf.notAfter.toISOString() }, 'reusing the stored client certificate');
 
   const creds = (c: StoredCredential): ApiCredentials => ({ cert: c.cert, key: c.key, ca: bundle });
-  const api = new ApiClient(cfg.server, creds(client), { minVersion: o.minVersion });
+  let onTrust: (value: string) => void = () => undefined;
+  const api = new ApiClient(cfg.server, creds(client), { minVersion: o.minVersion, onTrustHeader: (v) => onTrust(v) });
   cleanups.push(() => api.close());
+
+  /** Takes the bundle cluster-info has now (read over a connection the current bundle verified); true when it changed. */
+  const refreshBundle = async (): Promise<boolean> => {
+    const info = readClusterInfo(await api.get(CLUSTER_INFO_PATH), cfg.server);
+    const digest = trustBundleDigest(info.caBundle);
+    if (digest === bundleDigest) return false;
+    bundle = info.caBundle;
+    bundleDigest = digest;
+    state.writeCaBundle(bundle);
+    api.setCredentials(creds(client!));
+    log.info({ caCertHashes: pinsOfBundle(bundle) }, 'the cluster root CA bundle changed (credential rotation); trusting the new one');
+    return true;
+  };
 
   // Who the API server says we are: a rejected certificate (revoked CA generation, another cluster) means joining again.
   try {
     const who = await api.post<{ status?: { userInfo?: { username?: string } } }>(SELF_SUBJECT_REVIEW, { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
     if (who.status?.userInfo?.username !== `system:node:${nodeName}`) throw lapsed(`the API server takes its certificate for ${who.status?.userInfo?.username}`);
   } catch (e) {
-    if (!isApiError(e, 401)) throw e;
+    // 401: unknown here (revoked, another cluster); 403 with no user: issued by a root CA generation since retired.
+    if (!isApiError(e, 401) && !(isApiError(e, 403) && /retired generation/.test(e.message))) throw e;
+    await refreshBundle().catch((err: Error) => log.warn({ err: err.message }, 'could not read cluster-info for a newer CA bundle'));
     client = await bootstrap('the API server no longer accepts its client certificate');
     api.setCredentials(creds(client));
   }
@@ -446,6 +464,50 @@ async function run(
     });
     cleanups.push(() => tunnel?.close());
   }
+
+  // Following a credential rotation without a restart: every API answer carries the digest of the bundle the server
+  // trusts and the key id of the generation that signs now. A different bundle is fetched from cluster-info; a client or
+  // serving certificate from an older generation is re-issued at once (not at 70-90 % of its life), so that the rotation
+  // can complete. One follow-up at a time; a generation that did not take is not asked for again in a loop.
+  const akiOf = (leaf: ParsedCertificate) => leaf.authorityKeyId?.toString('hex') ?? '';
+  let following = false;
+  let triedSigner = '';
+  const followTrust = async (t: { digest: string; signer: string }) => {
+    if (t.digest !== bundleDigest) {
+      await refreshBundle();
+      endpoint?.setClientCa(bundle);
+    }
+    if (!t.signer || triedSigner === t.signer) return;
+    triedSigner = t.signer;
+    if (akiOf(client!.leaf) !== t.signer) {
+      log.info({ serial: client!.leaf.serialHex }, 're-issuing the client certificate under the new cluster root CA generation');
+      useClient(await requestCertificate(clientSpec, reqOpts(api)));
+    }
+    if (serving && akiOf(serving.leaf) !== t.signer) {
+      log.info({ serial: serving.leaf.serialHex }, 're-issuing the serving certificate under the new cluster root CA generation');
+      const next = await requestCertificate(servingSpec, reqOpts(api));
+      serving = next;
+      endpoint?.setServingCert(next);
+    }
+  };
+  let settled = '';
+  onTrust = (value) => {
+    if (value === settled || following || stopped) return;
+    const t = parseTrustHeader(value);
+    if (!t) return;
+    const stale = t.digest !== bundleDigest || (t.signer !== '' && t.signer !== triedSigner && (akiOf(client!.leaf) !== t.signer || (serving !== undefined && akiOf(serving.leaf) !== t.signer)));
+    if (!stale) {
+      settled = value;
+      return;
+    }
+    following = true;
+    followTrust(t)
+      .catch((e: Error) => {
+        triedSigner = '';
+        log.warn({ err: e.message }, 'following the credential rotation failed; trying again on a later answer');
+      })
+      .finally(() => (following = false));
+  };
 
   log.info({ node: nodeName, server: cfg.server, tunnel: tunnelUrl ?? null }, 'node agent running');
   let stopping: Promise<void> | undefined;

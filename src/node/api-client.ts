@@ -79,6 +79,8 @@ export interface ApiClientOptions {
   timeoutMs?: number;
   /** Default trustplane-node. */
   userAgent?: string;
+  /** Called with the API server's trust header (X-Trustplane-Trust-Bundle) of every answer that has one. */
+  onTrustHeader?: (value: string) => void;
 }
 
 export interface WatchEvent<T> {
@@ -185,7 +187,11 @@ export class ApiClient {
         ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}),
       },
     };
-    const req = request(opts, (res) => onResponse(res, done));
+    const req = request(opts, (res) => {
+      const trust = res.headers['x-trustplane-trust-bundle'];
+      if (typeof trust === 'string') this.o.onTrustHeader?.(trust);
+      onResponse(res, done);
+    });
     req.on('error', (e) => {
       done();
       onError(e);

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { pemDecodeAll } from '../../pki/pem.js';
+import { parseCertificates } from '../../pki/index.js';
 import { stringify } from 'yaml';
 import { sendJson } from '../http/respond.js';
 
@@ -27,6 +28,20 @@ export function trustBundleDigest(pem: string): string {
   const h = createHash('sha256');
   for (const der of pemDecodeAll(pem, 'CERTIFICATE')) h.update(der);
   return `sha256:${h.digest('hex')}`;
+}
+
+/**
+ * The header's value: the bundle digest, and which CA signs now (the authority key id of the API server's own serving
+ * certificate, which is re-issued by the active generation when a rotation activates it): "sha256:<hex>;signer=<hex>".
+ */
+export function trustHeaderValue(bundlePem: string, servingCertPem: string): string {
+  const aki = parseCertificates(servingCertPem)[0]?.authorityKeyId?.toString('hex') ?? '';
+  return `${trustBundleDigest(bundlePem)};signer=${aki}`;
+}
+
+export function parseTrustHeader(v: string): { digest: string; signer: string } | undefined {
+  const m = /^(sha256:[0-9a-f]{64});signer=([0-9a-f]*)$/.exec(v.trim());
+  return m ? { digest: m[1], signer: m[2] } : undefined;
 }
 
 export interface ClusterInfo {
