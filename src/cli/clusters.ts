@@ -99,8 +99,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--store <type>', 'where cluster state lives: embedded (SQLite behind the etcd v3 API) or etcd', 'embedded')
     .option('--etcd-endpoints <urls>', 'with --store etcd: comma-separated https:// client URLs of the etcd members')
     .option('--default-pool <name>', 'name of the node pool created with the cluster', DEFAULT_POOL)
+    .option('--maintenance-window <HH:MM[/Nh]>', 'daily window (UTC; default length 4h) for optional automatic work, such as completing an automatic rotation')
     .option('-o, --output <format>', 'json')
-    .action(async (name: string, o: { keyAlgorithm: string; rootCaLifetime: string; etcdCaLifetime: string; store: string; etcdEndpoints?: string; defaultPool: string; output?: string }) => {
+    .action(async (name: string, o: { keyAlgorithm: string; rootCaLifetime: string; etcdCaLifetime: string; store: string; etcdEndpoints?: string; defaultPool: string; maintenanceWindow?: string; output?: string }) => {
       const fmt = outputFormat(o.output ?? globals().output);
       const etcd = parseDuration(o.etcdCaLifetime, '--etcd-ca-lifetime');
       const lifetimes: Partial<Record<AuthorityKind, number>> = { root: parseDuration(o.rootCaLifetime, '--root-ca-lifetime'), 'etcd-api': etcd, 'etcd-peer': etcd };
@@ -115,7 +116,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const keyAlgorithm = parseKeyAlgorithm(o.keyAlgorithm);
       if (fmt !== 'json') process.stderr.write(`Creating cluster ${name}...\n`);
       await using(fleetApi(dataDirOf(globals())), async (f) => {
-        const c = await f.create({ name, keyAlgorithm, lifetimes, store, defaultPool: o.defaultPool });
+        const c = await f.create({ name, keyAlgorithm, lifetimes, store, defaultPool: o.defaultPool, ...(o.maintenanceWindow ? { maintenanceWindow: parseWindow(o.maintenanceWindow) } : {}) });
         if (fmt === 'json') printJson(c);
         else {
           process.stdout.write(`Created cluster ${c.name}.\n`);

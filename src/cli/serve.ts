@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { runHost } from '../fleet/host.js';
 import { parseMinVersion } from '../tls/policy.js';
 import { parseDuration } from '../util/duration.js';
+import { invalid } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { parseListen } from './ca.js';
 import { dataDirOf, type GlobalOptions } from './context.js';
@@ -14,14 +15,16 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--listen <host:port>', 'fleet API address; cluster API servers and stores bind to the same loopback host', '127.0.0.1:0')
     .option('--tls-min-version <v>', 'minimum TLS version on every listener: 1.2 or 1.3', '1.2')
     .option('--ca-wait <seconds>', 'how long to wait for the CA service at start', '30')
+    .option('--metrics-port <port>', 'port of the plain-HTTP Prometheus /metrics listener on the same loopback host (0: a free one; its URL is in <data-dir>/host/endpoint.json)', '0')
     .option('--lifetime-check-interval <duration>', "how often the lifetime controller looks at every cluster's CAs (starts and completes automatic rotations)", '1m')
-    .action(async (o: { listen: string; tlsMinVersion: string; caWait: string; lifetimeCheckInterval: string }) => {
+    .action(async (o: { listen: string; tlsMinVersion: string; caWait: string; lifetimeCheckInterval: string; metricsPort: string }) => {
+      if (!/^\d+$/.test(o.metricsPort) || Number(o.metricsPort) > 65535) throw invalid(`--metrics-port "${o.metricsPort}" is not a port number`);
       const lifetimeIntervalMs = parseDuration(o.lifetimeCheckInterval, '--lifetime-check-interval') * 1000;
       const dataDir = dataDirOf(globals());
       const { host, port } = parseListen(o.listen);
       const log = createLogger('trustplane-host');
-      const running = await runHost({ dataDir, host, port, minVersion: parseMinVersion(o.tlsMinVersion), log, caWaitMs: Number(o.caWait) * 1000, lifetimeIntervalMs });
-      process.stdout.write(`trustplane control plane host listening on ${running.url} (data dir: ${dataDir})\n`);
+      const running = await runHost({ dataDir, host, port, minVersion: parseMinVersion(o.tlsMinVersion), log, caWaitMs: Number(o.caWait) * 1000, lifetimeIntervalMs, metricsPort: Number(o.metricsPort) });
+      process.stdout.write(`trustplane control plane host listening on ${running.url}, metrics at ${running.metricsUrl} (data dir: ${dataDir})\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {
           process.stdout.write('stopping the control plane host\n');

@@ -46,6 +46,7 @@ export interface CreateClusterRequest {
   store?: StoreBackend;
   /** Name of the node pool created with the cluster; default "default-pool". */
   defaultPool?: string;
+  maintenanceWindow?: MaintenanceWindow;
 }
 
 /**

@@ -48,6 +48,8 @@ export interface RuntimeDeps {
   persist(c: ClusterConfig): void;
   /** Called each time the cluster comes up (the host finishes a creation that waited for the store). */
   onRunning?(): void;
+  /** Counts the CA service's answers to the signer controller (metrics). */
+  countSigning?(cluster: string, signer: string, outcome: 'signed' | 'refused'): void;
 }
 
 export interface ClusterRuntime {
@@ -154,7 +156,8 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     const etcdApi = view.authorities.find((a) => a.kind === 'etcd-api')!.bundle;
     const root = rootOf(view);
     if (config.store.type === 'embedded' && !storeServer) {
-      storeServer = await runStoreProcess({ dataDir: d.dataDir, cluster: config.name, ca: d.fleetCa, host: d.host, port: config.store.port ?? 0, minVersion: d.minVersion });
+      // On its own thread: the store's commits and gRPC serving then do not queue behind the API server's requests.
+      storeServer = await runStoreProcess({ dataDir: d.dataDir, cluster: config.name, ca: d.fleetCa, host: d.host, port: config.store.port ?? 0, minVersion: d.minVersion, thread: true });
       storeUrls = [storeServer.url];
       const port = Number(new URL(storeServer.url).port);
       if (config.store.port !== port) d.persist({ ...config, store: { type: 'embedded', port } });
@@ -217,7 +220,19 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         cluster: config.name,
         store,
         registries,
-        ca: { sign: (input) => c.sign(config.name, { ...input, csr: typeof input.csr === 'string' ? input.csr : input.csr.toString('utf8') }) },
+        ca: {
+          sign: async (input) => {
+            try {
+              const issued = await c.sign(config.name, { ...input, csr: typeof input.csr === 'string' ? input.csr : input.csr.toString('utf8') });
+              d.countSigning?.(config.name, input.signer, 'signed');
+              return issued;
+            } catch (e) {
+              const reason = (e as { reason?: string }).reason;
+              if (reason === 'Forbidden' || reason === 'Invalid' || reason === 'BadRequest') d.countSigning?.(config.name, input.signer, 'refused');
+              throw e;
+            }
+          },
+        },
         clock: d.clock,
         log: d.log,
       });

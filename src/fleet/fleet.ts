@@ -86,9 +86,10 @@ export class Fleet {
       throw invalid(`cluster name "${name}" is not valid`, 'use 1-40 lower-case letters, digits and dashes, starting with a letter');
     const store = checkStoreBackend(req.store ?? { type: 'embedded' });
     const defaultPool = checkPoolName(req.defaultPool ?? DEFAULT_POOL);
+    const maintenanceWindow = req.maintenanceWindow ? checkWindow(req.maintenanceWindow) : undefined;
     await this.lock.run(async () => {
       if (this.configs.has(name)) throw new TrustplaneError('AlreadyExists', `cluster "${name}" already exists`, `see it with \`trustplane clusters describe ${name}\``);
-      const c: ClusterConfig = { name, state: 'creating', createdAt: this.d.clock.now().toISOString(), store, apiserverPort: 0, defaultPool, create: { keyAlgorithm: req.keyAlgorithm, lifetimes: req.lifetimes } };
+      const c: ClusterConfig = { name, state: 'creating', createdAt: this.d.clock.now().toISOString(), store, apiserverPort: 0, defaultPool, create: { keyAlgorithm: req.keyAlgorithm, lifetimes: req.lifetimes }, ...(maintenanceWindow ? { maintenanceWindow } : {}) };
       this.persist(c);
     });
     await this.finishCreate(this.configs.get(name)!);
@@ -240,6 +241,17 @@ export class Fleet {
     return this.describe(name);
   }
 
+  /** How many nodes hold, as their newest live client certificate, one from each cluster root CA generation. */
+  async nodesByGeneration(name: string): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const now = this.d.clock.now();
+    for (const { record } of await listNodeCredentials(this.running(name).store())) {
+      const live = liveCredential(record, now);
+      if (live) out.set(live.generation, (out.get(live.generation) ?? 0) + 1);
+    }
+    return out;
+  }
+
   async lifetime(name: string): Promise<CredentialLifetime> {
     const c = this.config(name);
     const [view, described] = await Promise.all([this.ca.describeCluster(name), this.describe(name)]);
@@ -270,10 +282,19 @@ export class Fleet {
     this.lifetimeTimer = setTimeout(() => void tick(), 0);
   }
 
+  private readonly lastStatus = new Map<string, string>();
+
   private async lifetimeStep(name: string): Promise<void> {
     const c = this.configs.get(name);
     const rt = this.runtimes.get(name);
     if (!c || c.state !== 'ready' || !rt || rt.status().status !== 'RUNNING') return;
+    // One log line (an event) for each change of the cluster's status.
+    const now0 = await this.describe(name);
+    if (this.lastStatus.get(name) !== now0.status) {
+      const level = now0.status === 'DEGRADED' ? 'warn' : 'info';
+      this.d.log[level]({ cluster: name, status: now0.status, was: this.lastStatus.get(name) ?? null, message: now0.statusMessage }, `cluster ${name} is ${now0.status}`);
+      this.lastStatus.set(name, now0.status);
+    }
     await this.rotationLock(name).run(async () => {
       const d = this.rotationDeps(c, rt);
       const now = this.d.clock.now();

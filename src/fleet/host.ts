@@ -12,6 +12,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { claimPidFile } from '../util/pidfile.js';
 import { Fleet } from './fleet.js';
 import { startFleetServer } from './server.js';
+import { createHostMetrics, serveMetrics } from './metrics.js';
 
 export interface HostOptions {
   dataDir: string;
@@ -26,15 +27,20 @@ export interface HostOptions {
   caWaitMs?: number;
   /** How often the lifetime controller looks at every cluster's CAs; default 60 s. */
   lifetimeIntervalMs?: number;
+  /** Port of the plain-HTTP Prometheus /metrics listener on the same loopback host; 0 = a free one. */
+  metricsPort?: number;
 }
 
 export interface HostEndpoint {
   url: string;
   pid: number;
+  /** http://host:port/metrics (Prometheus). */
+  metricsUrl?: string;
 }
 
 export interface RunningHost {
   url: string;
+  metricsUrl: string;
   fleet: Fleet;
   stop(): Promise<void>;
 }
@@ -74,35 +80,41 @@ export async function runHost(o: HostOptions): Promise<RunningHost> {
   const clock = o.clock ?? systemClock;
   let ca: Awaited<ReturnType<typeof connectCa>> | undefined;
   let fleet: Fleet | undefined;
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
     ca = await connectCa(o.dataDir, o.caWaitMs ?? 30_000);
-    fleet = new Fleet({ dataDir: o.dataDir, host, fleetCa: ca.client, caUrl: ca.url, serviceCa: ca.serviceCa, clock, minVersion: o.minVersion, log });
+    const metrics = createHostMetrics(() => fleet);
+    fleet = new Fleet({ dataDir: o.dataDir, host, fleetCa: ca.client, caUrl: ca.url, serviceCa: ca.serviceCa, clock, minVersion: o.minVersion, log, countSigning: metrics.countSigning });
+    metricsServer = await serveMetrics(metrics, host, o.metricsPort ?? 0);
     await fleet.resume();
     fleet.startLifetimeController(o.lifetimeIntervalMs ?? 60_000);
     const c = ca.client;
     const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(host) ? [host] : [])])];
     const tls = await localCredential(PLACEHOLDER, (csr) => c.issueServiceServer(csr, { dns: ['localhost'], ip: ips }));
     const server = await startFleetServer({ fleet, host, port: o.port ?? 0, cert: tls.cert, key: tls.key, serviceCa: ca.serviceCa, minVersion: o.minVersion });
-    const endpoint: HostEndpoint = { url: server.url, pid: process.pid };
+    const endpoint: HostEndpoint = { url: server.url, pid: process.pid, metricsUrl: metricsServer.url };
     writeFileAtomic(paths.endpoint, JSON.stringify(endpoint, null, 2) + '\n', 0o644);
-    log.info({ url: server.url }, 'control plane host serving');
+    log.info({ url: server.url, metrics: metricsServer.url }, 'control plane host serving');
     let stopped = false;
     const f = fleet;
     const caClient = ca.client;
     return {
       url: server.url,
+      metricsUrl: metricsServer.url,
       fleet: f,
       async stop() {
         if (stopped) return;
         stopped = true;
         rmSync(paths.endpoint, { force: true });
         await server.close();
+        await metricsServer?.close();
         await f.stop();
         caClient.close();
         release();
       },
     };
   } catch (e) {
+    await metricsServer?.close();
     await fleet?.stop();
     ca?.client.close();
     release();

@@ -408,9 +408,24 @@ async function run(
     waitTimeoutMs,
   });
 
+  /** The node's own certificate lifetimes, as Prometheus text for /metrics. */
+  const metrics = () => {
+    const now = clock.now().getTime() / 1000;
+    const certs: Array<[string, ParsedCertificate | undefined]> = [['client', client?.leaf], ['serving', serving?.leaf]];
+    const lines = [
+      '# HELP trustplane_node_certificate_expiration_timestamp_seconds Not-after of the node agent\'s certificate, Unix seconds',
+      '# TYPE trustplane_node_certificate_expiration_timestamp_seconds gauge',
+      ...certs.filter(([, l]) => l).map(([k, l]) => `trustplane_node_certificate_expiration_timestamp_seconds{node="${nodeName}",kind="${k}"} ${l!.notAfter.getTime() / 1000}`),
+      '# HELP trustplane_node_certificate_ttl_seconds Time left until the node agent\'s certificate expires',
+      '# TYPE trustplane_node_certificate_ttl_seconds gauge',
+      ...certs.filter(([, l]) => l).map(([k, l]) => `trustplane_node_certificate_ttl_seconds{node="${nodeName}",kind="${k}"} ${Math.round(l!.notAfter.getTime() / 1000 - now)}`),
+    ];
+    return lines.join('\n') + '\n';
+  };
+
   const startServing = async (cred: StoredCredential) => {
     serving = cred;
-    endpoint = await startNodeEndpoint({ cert: cred.cert, key: cred.key, clientCa: bundle, minVersion: o.minVersion, logFile: state.paths.log, configz, listen: o.endpoint?.listen });
+    endpoint = await startNodeEndpoint({ cert: cred.cert, key: cred.key, clientCa: bundle, minVersion: o.minVersion, logFile: state.paths.log, configz, metrics, listen: o.endpoint?.listen });
     cleanups.push(() => endpoint?.close());
     servingRotation = new CertificateRotation<ParsedCertificate>({
       what: 'serving certificate',

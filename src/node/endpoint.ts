@@ -20,6 +20,8 @@ export interface NodeEndpointOptions {
   logFile: string;
   /** The agent's non-secret configuration, served at /configz. */
   configz(): unknown;
+  /** Prometheus text served at /metrics (the agent's certificate lifetimes). */
+  metrics?(): string;
   /** Also listen here (loopback only; for tests and local debugging). */
   listen?: { host?: string; port?: number };
   /** How often a followed log is looked at for new lines; default 250 ms. */
@@ -96,7 +98,12 @@ export async function startNodeEndpoint(o: NodeEndpointOptions): Promise<NodeEnd
       return res.end(body);
     }
     if (path === '/logs') return serveLogs(url.searchParams, res, text);
-    return text(404, `${path} is not served here; try /healthz, /logs or /configz\n`);
+    if (path === '/metrics' && o.metrics) {
+      const body = o.metrics();
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+      return res.end(body);
+    }
+    return text(404, `${path} is not served here; try /healthz, /logs, /configz or /metrics\n`);
   };
 
   function serveLogs(q: URLSearchParams, res: ServerResponse, text: (code: number, body: string) => void): void {

@@ -45,11 +45,11 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-export async function startControlPlane(dataDir: string): Promise<ControlPlane> {
+export async function startControlPlane(dataDir: string, o: { hostArgs?: string[] } = {}): Promise<ControlPlane> {
   const ca = await startCaChild(dataDir);
   let host: HostChild;
   try {
-    host = await startHostChild(dataDir);
+    host = await startHostChild(dataDir, o.hostArgs);
   } catch (e) {
     await ca.stop();
     throw e;
@@ -67,7 +67,7 @@ export async function startControlPlane(dataDir: string): Promise<ControlPlane> 
     },
     async restartHost(signal: NodeJS.Signals = 'SIGKILL') {
       await cp.host.stop(signal);
-      cp.host = await startHostChild(dataDir);
+      cp.host = await startHostChild(dataDir, o.hostArgs);
     },
     async stop() {
       for (const c of clients) c.close();
