@@ -45,6 +45,8 @@ export interface ApiServerOptions {
   maxBodyBytes?: number;
   /** What the anonymous kube-public/cluster-info ConfigMap says (read per request); not served when absent. */
   clusterInfo?: () => ClusterInfo;
+  /** True for the serial (lower-case hex) of a revoked client certificate: it is refused like an unknown one. */
+  isRevoked?: (serialHex: string) => boolean;
   /** Reaches node endpoints through the reverse tunnel (an https.Agent dialling node names), for /api/v1/nodes/NAME/proxy/...; absent: not served. */
   nodeTransport?: () => Agent | undefined;
 }
@@ -56,6 +58,8 @@ export interface RunningApiServer {
   setClientCa(pem: string): void;
   /** Root CA generations retired by a completed rotation: their certificates are refused with a hint to get new ones. */
   setRetiredCa(pem: string | undefined): void;
+  /** isRevoked now answers differently: open connections are judged again on their next request. */
+  revocationsChanged(): void;
   /** New serving certificate for new connections, without a restart. */
   setServingCert(c: { cert: string; key: string }): void;
   close(): Promise<void>;
@@ -67,7 +71,7 @@ const KEEP_ALIVE_MS = 65_000;
 export async function startApiServer(o: ApiServerOptions): Promise<RunningApiServer> {
   const clock = o.clock ?? systemClock;
   const host = o.host ?? '127.0.0.1';
-  const authenticator = new Authenticator(o.clientCa, o.store, clock);
+  const authenticator = new Authenticator(o.clientCa, o.store, clock, o.isRevoked);
   const material = { cert: o.tls.cert, key: o.tls.key, ca: o.clientCa, minVersion: o.tls.minVersion };
   const tlsOptions = () => serverOptions({ ...material, clientCert: 'request' });
   // Fails here, with the reason, rather than on the first handshake.
@@ -129,6 +133,9 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     },
     setRetiredCa(pem: string | undefined) {
       authenticator.setRetiredCa(pem);
+    },
+    revocationsChanged() {
+      authenticator.revocationsChanged();
     },
     setServingCert(c: { cert: string; key: string }) {
       try {

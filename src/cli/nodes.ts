@@ -76,7 +76,8 @@ export function nodeRow(n: Node, lease: Lease | undefined, now: number): NodeRow
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
-  const nodes = commandGroup(program, 'nodes', "a cluster's nodes: list them, and read their health and logs through the reverse tunnel");
+  const nodes = commandGroup(program, 'nodes', "a cluster's nodes: list them, read their health and logs through the reverse tunnel, revoke one's credentials");
+  registerRevoke(nodes, globals);
 
   nodes
     .command('list')
@@ -163,6 +164,37 @@ export function register(program: Command, globals: () => GlobalOptions): void {
           });
           res.on('error', (e) => (res.destroyed ? resolve() : reject(e)));
         });
+      });
+    });
+}
+
+export function registerRevoke(nodes: Command, globals: () => GlobalOptions): void {
+  nodes
+    .command('revoke <node>')
+    .description("revoke a node's client credentials without replacing the CA: the API server and the tunnel server refuse them from now on, its Node is marked, and it can join again only with a bootstrap token made after this")
+    .option('--cluster <name>', 'the cluster (default: the only one)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('-o, --output <format>', 'json')
+    .action(async (node: string, o: { cluster?: string; yes?: boolean; output?: string }) => {
+      const fmt = outputFormat(o.output ?? globals().output);
+      checkNodeName(node);
+      if (!o.yes) {
+        if (!process.stdin.isTTY) throw invalid(`refusing to revoke node "${node}" without confirmation`, 'pass --yes');
+        const { createInterface } = await import('node:readline/promises');
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        const answer = await rl.question(`Revoke every credential of node "${node}"? Type the node name to confirm: `);
+        rl.close();
+        if (answer.trim() !== node) throw invalid('not confirmed; nothing was revoked');
+      }
+      await using(fleetApi(dataDirOf(globals())), async (f) => {
+        const cluster = await clusterOf(f, o.cluster);
+        const r = await f.revokeNode(cluster, node);
+        if (fmt === 'json') return printJson({ cluster, ...r });
+        process.stdout.write(
+          `Revoked ${r.serials.length} certificate(s) of node ${node} in cluster ${cluster} at ${r.revokedAt}: ${r.serials.join(', ')}.\n` +
+            (r.nodeMarked ? `Its Node is marked NotReady (CredentialRevoked) and tainted ${'trustplane.io/credential-revoked'}.\n` : `It has no Node object.\n`) +
+            `To let it join again: \`trustplane node-pools bootstrap-token POOL --cluster ${cluster} --node-name ${node}\`, then \`trustplane node join ...\` on the node.\n`,
+        );
       });
     });
 }

@@ -128,4 +128,5 @@ export const fleetPaths = {
   nodePool: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}`,
   bootstrapTokens: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}/bootstrap-tokens`,
   lifetime: (c: string) => `/v1/clusters/${e(c)}/lifetime`,
+  revocation: (c: string, n: string) => `/v1/clusters/${e(c)}/nodes/${e(n)}/revocation`,
 };

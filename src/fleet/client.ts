@@ -11,6 +11,7 @@ import {
   type CredentialLifetime,
   type UpdateClusterRequest,
 } from './api.js';
+import type { RevocationResult } from './revocation.js';
 
 export class FleetClient extends H2JsonClient {
   constructor(o: H2JsonClientOptions) {
@@ -28,6 +29,9 @@ export class FleetClient extends H2JsonClient {
   /** Rotation steps wait for the CA service and re-issue certificates: allow them time. */
   update(name: string, req: UpdateClusterRequest) {
     return this.request<FleetCluster>('PATCH', p.cluster(name), req, 120_000);
+  }
+  revokeNode(cluster: string, node: string) {
+    return this.request<RevocationResult>('POST', p.revocation(cluster, node), {});
   }
   lifetime(name: string) {
     return this.request<CredentialLifetime>('GET', p.lifetime(name));

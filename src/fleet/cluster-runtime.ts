@@ -12,8 +12,10 @@ import type { MinVersion } from '../tls/policy.js';
 import type { Clock } from '../util/clock.js';
 import { NodeHttpsAgent, startTunnelServer, type TunnelServer } from '../tunnel/index.js';
 import type { Logger } from '../util/log.js';
+import { TrustplaneError } from '../util/errors.js';
 import type { ClusterStatus, MaintenanceWindow, StoreBackend } from './api.js';
 import type { RotationRecord } from './rotation.js';
+import { followRevocations, revokeNode, type RevocationList, type RevocationResult } from './revocation.js';
 
 /** What the host keeps of a cluster in <data-dir>/clusters/<name>/cluster.json. */
 export interface ClusterConfig {
@@ -74,6 +76,8 @@ export interface ClusterRuntime {
    * certificates are re-issued by the active generation. Idempotent.
    */
   applyTrust(kind: AuthorityKind, view: ClusterView): Promise<void>;
+  /** Revokes every certificate of the node: refused by the API server and the tunnel server from now on. */
+  revokeNode(node: string): Promise<RevocationResult>;
   stop(): Promise<void>;
 }
 
@@ -130,6 +134,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
   let controllers: { stop(): Promise<void> } | undefined;
   let tunnel: TunnelServer | undefined;
   let nodeAgent: NodeHttpsAgent | undefined;
+  let revocations: RevocationList | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inflight: Promise<void> = Promise.resolve();
@@ -176,6 +181,14 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       // One set for the API server and the controllers: they share one watch per resource.
       registries = createRegistries(s, d.clock);
     }
+    if (!revocations) {
+      // Revoked node certificates, kept current from the store: refused on their next request, and their tunnels cut.
+      revocations = await followRevocations(store, (node, serials) => {
+        api?.revocationsChanged();
+        tunnel?.disconnect(node);
+        log.warn({ node, serials }, 'node credentials revoked: refused from now on');
+      });
+    }
     if (!caller) {
       const kp = await generateKeyPair({ kind: 'ec', curve: 'P-256' });
       const csr = pemEncode('CERTIFICATE REQUEST', await buildCsr({ subject: [{ type: 'CN', value: 'caller' }], signer: kp.signer }));
@@ -185,7 +198,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     if (!tunnel) {
       // Agents dial in here with their kubelet client certificates; the control plane reaches nodes only through it.
       const serving = await tunnelServing(view);
-      tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort ?? 0, tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock });
+      tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort ?? 0, tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock, isRevoked: (_node, serial) => revocations?.has(serial) ?? false });
       if (config.tunnelPort !== tunnel.port) {
         config.tunnelPort = tunnel.port;
         d.persist(config);
@@ -207,6 +220,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         clock: d.clock,
         clusterInfo: () => ({ caBundle: view ? rootOf(view).bundle : root.bundle, server: serverUrl(), tunnelServer: tunnelUrl }),
         nodeTransport: () => nodeAgent,
+        isRevoked: (serial) => revocations?.has(serial) ?? false,
       });
       api.setRetiredCa(retiredRootsOf(view));
       if (config.apiserverPort !== api.port) {
@@ -285,19 +299,26 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       if (old) setTimeout(() => old.destroy(), 60_000).unref();
       log.info({ authority: kind, bundle: rootOf(next).generations.filter((g) => g.state !== 'retired').map((g) => `g${g.generation}:${g.state}`) }, 'trust updated');
     },
+    async revokeNode(node: string) {
+      if (!store || !registries || !revocations) throw new TrustplaneError('Unavailable', `cluster ${config.name} is not serving yet: ${message}`);
+      const r = await revokeNode(store, registries.nodes, node, d.clock.now());
+      revocations.learn(node, r.serials);
+      return r;
+    },
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
       status = 'STOPPING';
       await inflight; // a start in progress finishes its step; everything it made is closed below
       await controllers?.stop();
+      await revocations?.stop();
       await api?.close();
       nodeAgent?.destroy();
       await tunnel?.close();
       caller?.close();
       await store?.close();
       await storeServer?.stop();
-      controllers = api = store = storeServer = caller = tunnel = nodeAgent = undefined;
+      controllers = api = store = storeServer = caller = tunnel = nodeAgent = revocations = undefined;
     },
   };
 }

@@ -28,6 +28,7 @@ import { advance, beginRotation, completeRotation, isRunning, type RotationDeps,
 import { authorityTitle, type AuthorityKind } from '../ca/authority.js';
 import { listNodeCredentials, liveCredential } from '../controllers/node-credentials.js';
 import type { Store } from '../store/client.js';
+import type { RevocationResult } from './revocation.js';
 
 const CLUSTER_NAME = /^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$/;
 const MAX_TOKEN_TTL_S = 30 * 24 * 3600;
@@ -239,6 +240,11 @@ export class Fleet {
       });
     }
     return this.describe(name);
+  }
+
+  /** `nodes revoke`: the node's certificates are refused from now on; it joins again only with a new bootstrap token. */
+  revokeNode(cluster: string, node: string): Promise<RevocationResult> {
+    return this.running(cluster).revokeNode(node);
   }
 
   /** How many nodes hold, as their newest live client certificate, one from each cluster root CA generation. */

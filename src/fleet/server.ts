@@ -38,6 +38,8 @@ async function route(f: Fleet, method: string, parts: string[], body: () => Prom
       return [200, await f.describe(cluster)];
     case 'PATCH 3':
       return [200, await f.update(cluster, asObject(await body(), 'request') as UpdateClusterRequest)];
+    case 'POST 6 nodes revocation':
+      return [201, await f.revokeNode(cluster, pool)];
     case 'GET 4 lifetime':
       return [200, await f.lifetime(cluster)];
     case 'DELETE 3':

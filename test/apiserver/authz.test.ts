@@ -205,7 +205,9 @@ describe('authorization', () => {
     assert.match(wrong.json.message, /bound to node "n3"/);
     const first = await call(c, creds, 'POST', CSRS, { body: csrManifest('bound-n3', pem.n3) });
     assert.equal(first.status, 201, first.text);
-    assert.deepEqual(first.json.spec.extra, { 'trustplane.io/bound-node-name': ['n3'] });
+    assert.deepEqual(first.json.spec.extra['trustplane.io/bound-node-name'], ['n3']);
+    // When the token was made goes along too, for the approver's rule after a revocation.
+    assert.ok(Date.parse(first.json.spec.extra['trustplane.io/token-created-at'][0]) > Date.now() - 600_000);
     const second = await call(c, creds, 'POST', CSRS, { body: csrManifest('bound-n3-again', pem.n3) });
     assert.equal(second.status, 403);
     assert.match(second.json.message, /already been used/);

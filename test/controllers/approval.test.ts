@@ -102,8 +102,8 @@ describe('approver policy: approvals', () => {
   test('bootstrap: the node held a credential that has expired (a node back after its credentials lapsed)', () => {
     expectApprove(decideApproval(facts({ user: bootstrapUser('abcdef'), credential: credential({ notAfter: inHours(-1) }) })), 'bootstrap', /n1/);
   });
-  test('bootstrap: the node held a credential that has been revoked', () => {
-    expectApprove(decideApproval(facts({ user: bootstrapUser('abcdef'), credential: credential({ revokedAt: inHours(-1) }) })), 'bootstrap', /n1/);
+  test('bootstrap: the node held a credential that has been revoked, and the token was made after the revocation', () => {
+    expectApprove(decideApproval(facts({ user: bootstrapUser('abcdef', { createdAt: inHours(-0.5) }), credential: credential({ revokedAt: inHours(-1) }) })), 'bootstrap', /n1/);
   });
   test('renewal: the node asks for its own client certificate while holding a live one', () => {
     expectApprove(decideApproval(facts({ user: nodeUser('n1'), credential: credential() })), 'renewal', /^renewal by node n1 of its own client certificate$/);
@@ -138,6 +138,11 @@ describe('approver policy: left pending for an administrator', () => {
   });
   test('bootstrap with a single-use token bound to another node', () => {
     expectPending(decideApproval(facts({ user: bootstrapUser('abcdef', { boundTo: 'n2' }) })), /bound to node "n2", not "n1"/);
+  });
+  test('bootstrap after a revocation with a token made before it (perhaps taken with the node), or of unknown age: pending', () => {
+    const revoked = credential({ revokedAt: inHours(-1) });
+    expectPending(decideApproval(facts({ user: bootstrapUser('abcdef', { createdAt: inHours(-2) }), credential: revoked })), /revoked at .*only with a bootstrap token made after that, and token abcdef is older/);
+    expectPending(decideApproval(facts({ user: bootstrapUser('abcdef'), credential: revoked })), /only with a bootstrap token made after that/);
   });
   test('bootstrap with a bound-node extra that names several nodes', () => {
     const user = { ...bootstrapUser('abcdef'), extra: { 'trustplane.io/bound-node-name': ['n1', 'n2'] } };

@@ -13,11 +13,15 @@ export const SERVING_USAGES = ['digital signature', 'server auth'];
 
 export const ADMIN: UserInfo = { name: 'admin', groups: ['system:masters', 'system:authenticated'] };
 
-export function bootstrapUser(id: string, o: { pool?: string; boundTo?: string } = {}): UserInfo {
+export function bootstrapUser(id: string, o: { pool?: string; boundTo?: string; createdAt?: string } = {}): UserInfo {
+  const extra = {
+    ...(o.boundTo ? { 'trustplane.io/bound-node-name': [o.boundTo] } : {}),
+    ...(o.createdAt ? { 'trustplane.io/token-created-at': [o.createdAt] } : {}),
+  };
   return {
     name: `system:bootstrap:${id}`,
     groups: ['system:bootstrappers', `system:bootstrappers:${o.pool ?? 'default'}`, 'system:authenticated'],
-    ...(o.boundTo ? { extra: { 'trustplane.io/bound-node-name': [o.boundTo] } } : {}),
+    ...(Object.keys(extra).length ? { extra } : {}),
   };
 }
 

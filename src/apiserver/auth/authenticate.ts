@@ -6,6 +6,7 @@ import type { Store } from '../../store/client.js';
 import type { Clock } from '../../util/clock.js';
 import { invalid } from '../../util/errors.js';
 import { GROUP_AUTHENTICATED, type UserInfo } from '../types.js';
+import { BootstrapTokenCache } from './bootstrap-token-cache.js';
 import { authenticateBootstrapToken, type BootstrapTokenInfo } from './bootstrap-tokens.js';
 
 export interface Authenticated {
@@ -50,13 +51,22 @@ export class Authenticator {
   private retired: ParsedCertificate[] = [];
   private generation = 0;
   private readonly verdicts = new WeakMap<TLSSocket, Verdict>();
+  private readonly tokens: BootstrapTokenCache;
 
   constructor(
     clientCa: string,
-    private readonly store: Store,
+    store: Store,
     private readonly clock: Clock,
+    /** True for the serial (lower-case hex) of a revoked client certificate. */
+    private readonly isRevoked?: (serialHex: string) => boolean,
   ) {
     this.roots = parseTrustBundle(clientCa);
+    this.tokens = new BootstrapTokenCache(store);
+  }
+
+  /** Stops watching the token records. */
+  close(): void {
+    this.tokens.stop();
   }
 
   /** New trust anchors; every connection's certificate is judged again against them on its next request. */
@@ -72,7 +82,7 @@ export class Authenticator {
     if (typeof h === 'string') {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
       if (m) {
-        const t = await authenticateBootstrapToken(this.store, m[1], this.clock);
+        const t = await authenticateBootstrapToken(this.tokens, m[1], this.clock);
         if (t) return { user: { ...t.user, groups: [...t.user.groups, GROUP_AUTHENTICATED] }, via: 'bootstrap-token', token: t.token };
       }
     }
@@ -83,6 +93,11 @@ export class Authenticator {
   certificateRefusal(req: IncomingMessage): { why: string; retired: boolean } | undefined {
     const v = this.verdicts.get(req.socket as TLSSocket);
     return v?.refused ? { why: v.refused, retired: !!v.retired } : undefined;
+  }
+
+  /** The revoked set changed: every connection's certificate is judged again on its next request. */
+  revocationsChanged(): void {
+    this.generation++;
   }
 
   /** Generations of the root CA retired by a completed rotation: their certificates are refused with a hint. */
@@ -121,6 +136,7 @@ export class Authenticator {
       }
     }
     const leaf = path[0];
+    if (this.isRevoked?.(leaf.serialHex)) return { ...none(), refused: `certificate ${leaf.serialHex} is revoked` };
     let cn: string | undefined;
     try {
       cn = commonName(leaf.subject);

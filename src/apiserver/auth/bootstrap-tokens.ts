@@ -1,6 +1,6 @@
 // Bootstrap tokens "<id>.<secret>": created for a node pool (or one node name), stored hashed with an expiry, checked in constant time.
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
-import type { Store } from '../../store/client.js';
+import type { KeyValue, Store } from '../../store/client.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { TrustplaneError, invalid } from '../../util/errors.js';
 import { BOOTSTRAP_USER_PREFIX, GROUP_BOOTSTRAPPERS, type UserInfo } from '../types.js';
@@ -9,6 +9,8 @@ export const BOOTSTRAP_TOKEN_PREFIX = '/registry/bootstraptokens/';
 export const TOKEN_FORMAT = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 /** spec.extra key that carries the node name a single-use token is bound to, for the approver. */
 export const EXTRA_BOUND_NODE = 'trustplane.io/bound-node-name';
+/** spec.extra key that carries when the token was made: a node whose credentials were revoked needs a newer one. */
+export const EXTRA_TOKEN_CREATED = 'trustplane.io/token-created-at';
 
 export type BootstrapTokenUsage = 'authentication' | 'signing';
 
@@ -135,11 +137,16 @@ export async function deleteBootstrapToken(store: Store, id: string): Promise<bo
  * The user a bearer token stands for, or null when it is malformed, unknown, wrong, expired or not for authentication.
  * The secret is compared by hash in constant time, so neither its length nor its prefix leaks through timing.
  */
-export async function authenticateBootstrapToken(store: Store, token: string, clock: Clock = systemClock): Promise<AuthenticatedToken | null> {
+export async function authenticateBootstrapToken(
+  store: Store | { lookup(id: string): Promise<KeyValue | null> },
+  token: string,
+  clock: Clock = systemClock,
+): Promise<AuthenticatedToken | null> {
   const m = TOKEN_FORMAT.exec(token);
   if (!m) return null;
   const [, id, secret] = m;
-  const kv = await store.get(key(id));
+  // A BootstrapTokenCache answers from memory; a Store is read.
+  const kv = 'lookup' in store ? await store.lookup(id) : await store.get(key(id));
   const rec = kv && readRecord(kv.value);
   if (!rec) return null;
   let stored: Buffer;
@@ -155,7 +162,7 @@ export async function authenticateBootstrapToken(store: Store, token: string, cl
   const user: UserInfo = {
     name: `${BOOTSTRAP_USER_PREFIX}${id}`,
     groups: [GROUP_BOOTSTRAPPERS, `${GROUP_BOOTSTRAPPERS}:${rec.pool}`],
-    ...(rec.nodeName ? { extra: { [EXTRA_BOUND_NODE]: [rec.nodeName] } } : {}),
+    extra: { [EXTRA_TOKEN_CREATED]: [rec.createdAt], ...(rec.nodeName ? { [EXTRA_BOUND_NODE]: [rec.nodeName] } : {}) },
   };
   return { user, token: info(rec, kv.modRevision) };
 }

@@ -1,5 +1,5 @@
 // certificates.k8s.io/v1 CertificateSigningRequests over the store: the one code path of the HTTP handlers and the controllers.
-import { parseCertificate, parseCsr, pemDecodeAll, type ParsedCsr } from '../../pki/index.js';
+import { parseCertificate, parseCsr, parseCsrAsync, pemDecodeAll, type ParsedCsr } from '../../pki/index.js';
 import type { Store } from '../../store/client.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { TrustplaneError } from '../../util/errors.js';
@@ -88,9 +88,24 @@ export class ParsedRequests {
   private readonly byText = new Map<string, ParsedCsr>();
 
   parse(request: string, text: string): ParsedCsr {
-    let p = this.byText.get(request);
-    if (p) return p;
-    p = parseCsr(text);
+    const p = this.byText.get(request);
+    return p ?? this.remember(request, parseCsr(text));
+  }
+
+  /**
+   * Parses `request` ahead with parseCsrAsync, whose key import is cheaper (and off this thread); parse() then finds it.
+   * A refusal is not kept: parse() meets it again and says why.
+   */
+  async prime(request: unknown): Promise<void> {
+    if (typeof request !== 'string' || this.byText.has(request) || !B64.test(request) || request.length % 4 !== 0) return;
+    try {
+      this.remember(request, await parseCsrAsync(Buffer.from(request, 'base64').toString('latin1')));
+    } catch {
+      /* reported by parse() */
+    }
+  }
+
+  private remember(request: string, p: ParsedCsr): ParsedCsr {
     this.byText.set(request, p);
     // Oldest first out (a Map iterates in insertion order).
     if (this.byText.size > PARSED_REQUESTS) this.byText.delete(this.byText.keys().next().value!);
@@ -240,6 +255,7 @@ export class CsrRegistry {
     const meta = csr.metadata ?? ({} as ObjectMeta);
     csr.metadata = meta;
     const named = { ...meta, name: meta.name || (meta.generateName ? `${meta.generateName}xxxxx` : '') };
+    await this.requests.prime(csr.spec.request);
     const { parsed, causes } = specCauses(csr.spec, this.requests);
     causes.unshift(...metadataCauses(named));
     if (causes.length || !parsed) throw invalidError(CSR_RESOURCE, meta.name || meta.generateName || '', causes);

@@ -15,6 +15,7 @@
 import { isIP } from 'node:net';
 import {
   EXTRA_BOUND_NODE,
+  EXTRA_TOKEN_CREATED,
   SIGNER_KUBELET_CLIENT,
   SIGNER_KUBELET_SERVING,
   isApproved,
@@ -123,6 +124,12 @@ export function decideApproval(f: ApprovalFacts): ApprovalVerdict {
       const live = liveCredential(f.credential, f.now);
       if (live) {
         return pending(`node "${node}" already holds a live client credential (valid until ${live.notAfter}); a bootstrap token may not replace it; ${ADMIN}`, 'bootstrap');
+      }
+      // After a revocation, the token the node held (perhaps stolen with it) no longer lets it in: only a newer one does.
+      const revokedAt = credentialEntries(f.credential).find((e) => e.revokedAt)?.revokedAt;
+      const tokenMade = spec.extra?.[EXTRA_TOKEN_CREATED]?.[0];
+      if (revokedAt && (!tokenMade || Date.parse(tokenMade) <= Date.parse(revokedAt))) {
+        return pending(`the credentials of node "${node}" were revoked at ${revokedAt}; it may join again only with a bootstrap token made after that, and token ${token} is older; ${ADMIN}`, 'bootstrap');
       }
       if (f.otherGrants.length) {
         return pending(`another request for node "${node}" (${f.otherGrants.join(', ')}) is already approved; ${ADMIN}`, 'bootstrap');

@@ -21,7 +21,7 @@ import { Mutex } from '../../util/mutex.js';
 import { runInformer, type Informer } from '../loop/informer.js';
 import { runPeriodically, type Periodic } from '../loop/periodic.js';
 import { WorkQueue, type WorkResult } from '../loop/work-queue.js';
-import { getNodeCredential } from '../node-credentials.js';
+import { credentialEntries, getNodeCredential } from '../node-credentials.js';
 import { subjectNode } from '../node-identity.js';
 import { APPROVAL_NOTE_ANNOTATION, decideApproval, type ApprovalVerdict } from './approval.js';
 
@@ -48,7 +48,8 @@ interface Known {
   node?: string;
   undecided: boolean;
   /** Approved, not denied or failed, with a certificate still to come or one that expires at this time (ms). */
-  grant?: { until: number };
+  /** An approved kubelet client request: valid until its certificate expires (serial once issued). */
+  grant?: { until: number; serial?: string };
 }
 
 const isKubelet = (s: string | undefined) => s === SIGNER_KUBELET_CLIENT || s === SIGNER_KUBELET_SERVING;
@@ -61,14 +62,15 @@ function requestOf(csrs: CsrRegistry, csr: CertificateSigningRequest): ParsedCsr
   }
 }
 
-function certificateNotAfter(csr: CertificateSigningRequest): number | undefined {
+function issuedCertificate(csr: CertificateSigningRequest): { notAfter?: number; serial?: string } {
   const b64 = csr.status?.certificate;
-  if (!b64) return undefined;
+  if (!b64) return {};
   try {
-    return parseCertificates(Buffer.from(b64, 'base64').toString('latin1'))[0]?.notAfter.getTime();
+    const leaf = parseCertificates(Buffer.from(b64, 'base64').toString('latin1'))[0];
+    return { notAfter: leaf?.notAfter.getTime(), serial: leaf?.serialHex };
   } catch {
     // An unreadable certificate grants nothing anyone could use.
-    return 0;
+    return { notAfter: 0 };
   }
 }
 
@@ -79,13 +81,19 @@ function know(csrs: CsrRegistry, csr: CertificateSigningRequest): Known {
   const undecided = !isApproved(csr) && !isDenied(csr) && !isFailed(csr);
   let grant: Known['grant'];
   if (csr.spec.signerName === SIGNER_KUBELET_CLIENT && isApproved(csr) && !isDenied(csr) && !isFailed(csr)) {
-    grant = { until: certificateNotAfter(csr) ?? Number.POSITIVE_INFINITY };
+    const issued = issuedCertificate(csr);
+    grant = { until: issued.notAfter ?? Number.POSITIVE_INFINITY, ...(issued.serial ? { serial: issued.serial } : {}) };
   }
   return { signer: csr.spec.signerName, node, undecided, grant };
 }
 
 export class CsrApprover {
   private readonly known = new Map<string, Known>();
+  /**
+   * The newest undecided object the watch brought, by name: handling starts from it rather than reading it again. A
+   * stale one only costs a conflict and a fresh read: every write is conditional on its resourceVersion.
+   */
+  private readonly latest = new Map<string, CertificateSigningRequest>();
   private readonly byNode = new Map<string, Set<string>>();
   private readonly queue: WorkQueue;
   private csrInformer?: Informer;
@@ -153,6 +161,7 @@ export class CsrApprover {
 
   private onCsrList(items: CertificateSigningRequest[]): void {
     for (const name of [...this.known.keys()]) this.remember(name, undefined);
+    this.latest.clear();
     for (const csr of items) if (isKubelet(csr.spec?.signerName)) this.remember(csr.metadata.name, know(this.d.csrs, csr));
     this.enqueueUndecided();
   }
@@ -164,7 +173,10 @@ export class CsrApprover {
     const before = this.known.get(name);
     const now = ev.type === 'DELETED' ? undefined : know(this.d.csrs, csr);
     this.remember(name, now);
-    if (now?.undecided) this.queue.add(name);
+    if (now?.undecided) {
+      this.latest.set(name, csr);
+      this.queue.add(name);
+    } else this.latest.delete(name);
     // A grant that appears or goes away (denied, failed, deleted) can change the verdict on the node's other requests.
     const node = now?.node ?? before?.node;
     if (node && (before?.grant !== undefined) !== (now?.grant !== undefined)) this.enqueueNode(node);
@@ -185,26 +197,38 @@ export class CsrApprover {
     for (const [name, k] of this.known) if (k.undecided && (!signer || k.signer === signer)) this.queue.add(name);
   }
 
-  private otherGrants(node: string, except: string): string[] {
+  /** Other approved requests for the node whose certificate (issued or to come) is still good: not expired, not revoked. */
+  private otherGrants(node: string, except: string, revoked: Set<string>): string[] {
     const now = this.d.clock.now().getTime();
     const out: string[] = [];
     for (const name of this.byNode.get(node) ?? []) {
       const g = this.known.get(name)?.grant;
-      if (name !== except && g && g.until > now) out.push(name);
+      if (name !== except && g && g.until > now && !(g.serial && revoked.has(g.serial))) out.push(name);
     }
     return out.sort();
   }
 
   private async handle(name: string): Promise<WorkResult> {
+    const hint = this.latest.get(name);
+    if (hint) {
+      const r = await this.handleFrom(name, hint);
+      if (this.latest.get(name) === hint) this.latest.delete(name);
+      if (r !== 'stale') return r;
+    }
+    const r = await this.handleFrom(name, await this.d.csrs.objects.tryGet(name));
+    return r === 'stale' ? 'retry' : r;
+  }
+
+  /** Decides on `csr` as given; 'stale' when it changed before the verdict could be written. */
+  private async handleFrom(name: string, csr: CertificateSigningRequest | null): Promise<WorkResult | 'stale'> {
     const { csrs, nodes, store, clock, log } = this.d;
-    const csr = await csrs.objects.tryGet(name);
     if (!csr || !isKubelet(csr.spec?.signerName)) return 'done';
     const request = requestOf(csrs, csr);
     const subject = 'error' in request ? undefined : subjectNode(request);
     const node = subject && 'node' in subject ? subject.node : undefined;
     const credential = node ? ((await getNodeCredential(store, node))?.record ?? null) : null;
     const nodeObject = node && csr.spec.signerName === SIGNER_KUBELET_SERVING ? await nodes.objects.tryGet(node) : null;
-    const verdict = decideApproval({ csr, request, credential, node: nodeObject, otherGrants: node ? this.otherGrants(node, name) : [], now: clock.now() });
+    const verdict = decideApproval({ csr, request, credential, node: nodeObject, otherGrants: node ? this.otherGrants(node, name, new Set(credentialEntries(credential).filter((e) => e.revokedAt).map((e) => e.serial))) : [], now: clock.now() });
     try {
       if (verdict.verdict === 'approve') {
         const written = await csrs.decide(name, 'Approved', verdict.reason, verdict.message, { resourceVersion: csr.metadata.resourceVersion }, csr);
@@ -219,7 +243,7 @@ export class CsrApprover {
       }
     } catch (e) {
       // Changed or deleted under us: look again with what is there now.
-      if (e instanceof TrustplaneError && (e.reason === 'Conflict' || e.reason === 'NotFound')) return e.reason === 'NotFound' ? 'done' : 'retry';
+      if (e instanceof TrustplaneError && (e.reason === 'Conflict' || e.reason === 'NotFound')) return e.reason === 'NotFound' ? 'done' : 'stale';
       throw e;
     }
     this.d.onVerdict?.(name, verdict);
