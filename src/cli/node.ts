@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { DEFAULT_WAIT_TIMEOUT_MS, joinNode, startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../node/agent.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
+import { TrustplaneError } from '../util/errors.js';
 import type { GlobalOptions } from './context.js';
 
 /** Where a node keeps its credentials unless told: $TRUSTPLANE_NODE_DATA_DIR, else ./.trustplane-node. */
@@ -94,7 +95,27 @@ export function registerNodeCommands(program: Command): void {
     .option('--wait-timeout <duration>', 'how long to wait for each certificate to be approved and issued', `${DEFAULT_WAIT_TIMEOUT_MS / 60_000}m`)
     .option('-v, --verbose', 'also write the agent log (JSON lines) to standard error')
     .action(async (f: RunFlags) => {
-      await runUntilSignal(await startNodeAgent(agentOptions({ ...f, caCertHash: [] })));
+      // A node that has joined keeps trying while its control plane is unreachable (restarting, say), as a kubelet does.
+      const o = agentOptions({ ...f, caCertHash: [] });
+      let agent: NodeAgent | undefined;
+      let stop = false;
+      const onSignal = () => (stop = true);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      for (let attempt = 0; !agent; attempt++) {
+        try {
+          agent = await startNodeAgent(o);
+        } catch (e) {
+          if (!(e instanceof TrustplaneError && e.reason === 'Unavailable') || stop) throw e;
+          const wait = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
+          process.stderr.write(`${e.message}; trying again in ${(wait / 1000).toFixed(1)} s\n`);
+          await new Promise((r) => setTimeout(r, wait));
+          if (stop) throw e;
+        }
+      }
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await runUntilSignal(agent);
     });
 }
 

@@ -14,6 +14,7 @@ import type { CaClient } from '../ca/client.js';
 import type { ClusterView } from '../ca/service.js';
 import type { Clock } from '../util/clock.js';
 import { TrustplaneError } from '../util/errors.js';
+import { failpoint } from '../util/failpoint.js';
 import type { Logger } from '../util/log.js';
 
 export type RotationPhase = 'preparing' | 'activating' | 'moving' | 'completing' | 'done';
@@ -70,6 +71,7 @@ export async function beginRotation(d: RotationDeps, running: RotationRecord[], 
   const r: RotationRecord = { authority: kind, phase: 'preparing', trigger, startedAt: now, from, history: [{ phase: 'preparing', at: now }] };
   d.save(r);
   d.log.info({ cluster: d.cluster, authority: kind, from, trigger }, 'credential rotation started');
+  failpoint('rotation.preparing');
   return r;
 }
 
@@ -80,6 +82,7 @@ function enter(d: RotationDeps, r: RotationRecord, phase: RotationPhase): void {
   if (phase === 'done') r.completedAt = at;
   d.save(r);
   d.log.info({ cluster: d.cluster, authority: r.authority, phase, from: r.from, to: r.to }, `credential rotation: ${phase}`);
+  failpoint(`rotation.${phase}`);
 }
 
 /** Runs the phases that need no decision: up to `moving` (which waits to be completed) or to `done`. */
