@@ -9,6 +9,7 @@ import { invalid, TrustplaneError } from '../util/errors.js';
 import { adminKubeconfigEntry } from './clusters.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { commandGroup } from './groups.js';
+import { registerSimulate } from './nodes-simulate.js';
 import { outputFormat, printJson, printTable } from './output.js';
 
 /** As the node lifecycle controller's grace period: a Lease older than this means the agent has stopped reporting. */
@@ -76,8 +77,9 @@ export function nodeRow(n: Node, lease: Lease | undefined, now: number): NodeRow
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
-  const nodes = commandGroup(program, 'nodes', "a cluster's nodes: list them, read their health and logs through the reverse tunnel, revoke one's credentials");
+  const nodes = commandGroup(program, 'nodes', "a cluster's nodes: list them, read their health and logs through the reverse tunnel, revoke one's credentials, simulate many");
   registerRevoke(nodes, globals);
+  registerSimulate(nodes, globals);
 
   nodes
     .command('list')

@@ -1,5 +1,13 @@
 // Hollow nodes (as Kubernetes' kubemark): N lightweight node agents in one process — real keys, CSRs, mTLS and tunnels —
 // to load a control plane with a fleet of nodes it cannot tell from real ones, at a fraction of their cost.
+//
+// What a hollow node does as the real agent (`agent.ts`) does, through the same pieces: its own P-256 keys, the client CSR
+// with the bootstrap token and the serving CSR over mTLS (`requestCertificate`), Node registration (`NodeHeartbeat`),
+// its endpoint (`startNodeEndpoint`) served only through its own tunnel connection (`startTunnelAgent`).
+// What it leaves out, because it costs the process and not the control plane: a data dir (state in memory), a log file
+// (/logs is empty), discovery per node (the pinned CA is authenticated once per process; every node still runs its own
+// TLS handshakes), certificate renewal (a run is shorter than a certificate's life), and a timer per node (one
+// LeaseWheel spreads all Lease renewals over the period; each renewal is one PUT of the Lease last seen, as the kubelet).
 import { systemClock, type Clock } from '../util/clock.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';

@@ -8,6 +8,7 @@ import type { NodeAddress } from '../../apiserver/registry/node.js';
 import type { MinVersion } from '../../tls/policy.js';
 import { startTunnelAgent, type Backoff, type TunnelAgent } from '../../tunnel/agent.js';
 import type { Clock } from '../../util/clock.js';
+import { TrustplaneError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { ApiClient, isApiError } from '../api-client.js';
 import { requestCertificate, type IssuedCredential } from '../certificate-request.js';
@@ -162,7 +163,7 @@ export class HollowNode {
           backoff: this.c.tunnelBackoff,
           minVersion: this.c.minVersion,
         });
-        await Promise.race([this.tunnel.waitConnected(this.c.waitTimeoutMs), this.halted]);
+        await this.accepted(this.tunnel);
       }
       step('tunnel');
       this.throwIfStopping();
@@ -176,6 +177,26 @@ export class HollowNode {
       }
       throw e;
     }
+  }
+
+  /** The tunnel's welcome, as TunnelAgent.waitConnected, but given up (timer and listener gone) the moment stop() is called. */
+  private accepted(tunnel: TunnelAgent): Promise<void> {
+    if (tunnel.connected) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        clearTimeout(timer);
+        tunnel.off('connected', onConnected);
+        if (e) reject(e);
+        else resolve();
+      };
+      const onConnected = () => done();
+      const timer = setTimeout(
+        () => done(new TrustplaneError('Timeout', `the tunnel of hollow node ${this.name} was not accepted within ${this.c.waitTimeoutMs} ms${tunnel.lastError ? `: ${tunnel.lastError}` : ''}`)),
+        this.c.waitTimeoutMs,
+      );
+      tunnel.once('connected', onConnected);
+      this.halted.catch((e: Error) => done(e));
+    });
   }
 
   private throwIfStopping(): void {
