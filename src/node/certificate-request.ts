@@ -94,13 +94,22 @@ function outcome(csr: CertificateSigningRequest): string | TrustplaneError | und
 }
 
 /** Waits on a WATCH of the one CSR until it is issued, denied or failed, or `timeoutMs` has passed. */
-export async function waitForCertificate(api: ApiClient, name: string, timeoutMs: number, what: string): Promise<string> {
+export async function waitForCertificate(api: ApiClient, name: string, timeoutMs: number, what: string, seen?: CertificateSigningRequest): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   // Set from watch callbacks.
-  let last = undefined as CertificateSigningRequest | undefined;
+  let last = seen;
   let lastError = null as Error | null;
-  const path = `${CSR_PATH}?watch=true&fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}&timeoutSeconds=${Math.max(1, Math.ceil(timeoutMs / 1000))}`;
+  if (seen) {
+    const o = outcome(seen);
+    if (o instanceof TrustplaneError) throw o;
+    if (typeof o === 'string') return o;
+  }
+  // Watching from the revision already seen costs the server no list of every CSR (which, with thousands of nodes
+  // joining, is what each join would otherwise pay); a revision compacted away (410) falls back to list-then-watch.
+  let from = seen?.metadata.resourceVersion;
+  const base = `${CSR_PATH}?watch=true&fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}&timeoutSeconds=${Math.max(1, Math.ceil(timeoutMs / 1000))}`;
   while (Date.now() < deadline) {
+    const path = from ? `${base}&resourceVersion=${encodeURIComponent(from)}` : base;
     const result = await new Promise<string | TrustplaneError | undefined>((resolve) => {
       let settled = false;
       const settle = (v: string | TrustplaneError | undefined) => {
@@ -111,11 +120,16 @@ export async function waitForCertificate(api: ApiClient, name: string, timeoutMs
         resolve(v);
       };
       const w = api.watch<CertificateSigningRequest>(path, (ev) => {
-        if (ev.type === 'ERROR') return;
+        if (ev.type === 'ERROR') {
+          // "410 Expired" inside the stream: the revision is gone; list-then-watch from the start.
+          if ((ev.object as unknown as { code?: number }).code === 410) from = undefined;
+          return settle(undefined);
+        }
         if (ev.type === 'DELETED') {
           return settle(new TrustplaneError('NotFound', `certificate signing request ${name} was deleted before a certificate was issued`, 'run the join again; `kubectl get csr` lists what is left'));
         }
         last = ev.object;
+        from = ev.object.metadata.resourceVersion ?? from;
         const o = outcome(ev.object);
         if (o !== undefined) settle(o);
       });
@@ -129,6 +143,7 @@ export async function waitForCertificate(api: ApiClient, name: string, timeoutMs
     if (typeof result === 'string') return result;
     if (api.isClosed) throw new TrustplaneError('Unavailable', `stopped waiting for certificate signing request ${name}: the agent is stopping`);
     // The watch ended early (server timeout, connection lost): watch again, after a pause if it failed.
+    if (lastError && isApiError(lastError, 410)) from = undefined;
     if (lastError && Date.now() < deadline) {
       if (lastError instanceof TrustplaneError && (lastError.reason === 'Unauthorized' || lastError.reason === 'Forbidden')) throw lastError;
       await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
@@ -213,7 +228,7 @@ export async function requestCertificate(spec: CertificateRequestSpec, o: Reques
     }
     if (!existing) {
       try {
-        await o.api.post<CertificateSigningRequest>(CSR_PATH, body);
+        existing = await o.api.post<CertificateSigningRequest>(CSR_PATH, body);
         o.log.info({ csr: name, signer: s.signerName, via: o.api.mode }, `requested a ${s.what}`);
       } catch (e) {
         if (isApiError(e, 409) && attempt === 0) {
@@ -227,7 +242,7 @@ export async function requestCertificate(spec: CertificateRequestSpec, o: Reques
 
     let chain: string;
     try {
-      chain = await waitForCertificate(o.api, name, o.timeoutMs, `${s.what} for node ${spec.nodeName}`);
+      chain = await waitForCertificate(o.api, name, o.timeoutMs, `${s.what} for node ${spec.nodeName}`, existing);
     } catch (e) {
       // A decided request stays decided; the next attempt must be a new request, with a new key.
       if (e instanceof TrustplaneError && (e.reason === 'Forbidden' || e.reason === 'NotFound')) o.state.removePendingKey(spec.kind);
