@@ -2,17 +2,16 @@
 // and `nodes health` reach them only through the reverse tunnel; a second `up` resumes them without a new join; and a
 // control plane host killed with -9 is rejoined by its agents by themselves.
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { CertificateSigningRequest, Node } from '../../src/apiserver/index.js';
-import { ApiClient } from '../../src/node/api-client.js';
+import type { ApiClient } from '../../src/node/api-client.js';
 import { caPaths, clusterPaths, hostPaths } from '../../src/util/datadir.js';
 import { waitFor } from '../../src/util/wait.js';
-import { adminKubeconfigEntry } from '../../src/cli/clusters.js';
 import { isAlive, killChild, tp, tpSpawn } from '../helpers/cli.js';
-import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { ClusterWithNodes, proxiedHealthz } from '../helpers/cluster-nodes.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const KUBECTL = '/usr/bin/kubectl';
@@ -134,56 +133,30 @@ describe('nodes end to end: up --nodes 3, kubectl, nodes logs/health through the
 });
 
 describe('nodes survive a control plane host killed with -9 (real processes)', () => {
-  const tmp = tempDir('tp-e2e-nodes-kill-');
-  const dataDir = join(tmp.path, 'data');
-  let cp: ControlPlane | undefined;
-  const agents: ChildProcess[] = [];
-  after(async () => {
-    for (const a of agents) await killChild(a, 'SIGTERM').catch(() => killChild(a));
-    await cp?.stop();
-    tmp.remove();
-  });
+  const env = new ClusterWithNodes('tp-e2e-nodes-kill-');
+  after(() => env.cleanup());
 
   test('agents reconnect their tunnels after the restart, on the same credentials and processes: nothing re-joins', async () => {
-    cp = await startControlPlane(dataDir);
-    const f = cp.fleet();
-    await f.create({ name: 'k9' });
-    for (const name of ['k9-a', 'k9-b']) {
-      const t = await f.bootstrapToken('k9', 'default-pool', { nodeName: name, ttlSeconds: 600 });
-      const dir = join(tmp.path, name);
-      const a = tpSpawn(['node', 'join', '--server', t.server, '--ca-cert-hash', t.caCertHash, '--name', name, '--node-data-dir', dir], { TRUSTPLANE_BOOTSTRAP_TOKEN: t.token });
-      agents.push(a.child);
-    }
-    const admin = async () => {
-      const e = await adminKubeconfigEntry(cp!.fleet(), 'k9');
-      return new ApiClient(e.server, { cert: e.clientCert, key: e.clientKey, ca: e.caBundle });
-    };
-    const healthy = async (api: ApiClient, node: string) =>
-      api
-        .stream(`/api/v1/nodes/${node}/proxy/healthz`)
-        .then((r) => new Promise<boolean>((res) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => res(b === 'ok')); }))
-        .catch(() => false);
-    let api = await admin();
+    const cp = await env.start();
+    await cp.fleet().create({ name: 'k9' });
+    for (const name of ['k9-a', 'k9-b']) await env.join('k9', name);
+    const healthy = async (api: ApiClient, node: string) => (await proxiedHealthz(api, node)) === 'ok';
+    let api = (await env.admin('k9')).client;
     await waitFor('both nodes to answer through the tunnel', async () => ((await healthy(api, 'k9-a')) && (await healthy(api, 'k9-b')) ? true : undefined), 60000, 200);
     const before = (await api.get<{ items: CertificateSigningRequest[] }>('/apis/certificates.k8s.io/v1/certificatesigningrequests')).items.map((c) => c.metadata.name).sort();
-    api.close();
 
     const oldHost = cp.host.child.pid!;
     await cp.restartHost('SIGKILL');
     assert.notEqual(cp.host.child.pid, oldHost);
-    assert.ok(existsSync(hostPaths(dataDir).endpoint) && existsSync(caPaths(dataDir).endpoint));
-    await waitFor('the cluster to run again', async () => ((await cp!.fleet().describe('k9')).status === 'RUNNING' ? true : undefined), 60000, 200);
-    api = await admin();
-    try {
-      // The API server and tunnel server came back on their persisted ports; the agents' backoff brings them back.
-      await waitFor('both nodes to answer through their tunnels again', async () => ((await healthy(api, 'k9-a')) && (await healthy(api, 'k9-b')) ? true : undefined), 60000, 200);
-      for (const a of agents) assert.equal(a.exitCode, null, 'the agent process kept running');
-      const after = (await api.get<{ items: CertificateSigningRequest[] }>('/apis/certificates.k8s.io/v1/certificatesigningrequests')).items.map((c) => c.metadata.name).sort();
-      assert.deepEqual(after, before, 'no new CSR: nothing joined again');
-      const nodes = await api.get<{ items: Node[] }>('/api/v1/nodes');
-      assert.ok(nodes.items.every(ready));
-    } finally {
-      api.close();
-    }
+    assert.ok(existsSync(hostPaths(env.dataDir).endpoint) && existsSync(caPaths(env.dataDir).endpoint));
+    await waitFor('the cluster to run again', async () => ((await cp.fleet().describe('k9')).status === 'RUNNING' ? true : undefined), 60000, 200);
+    api = (await env.admin('k9')).client;
+    // The API server and tunnel server came back on their persisted ports; the agents' backoff brings them back.
+    await waitFor('both nodes to answer through their tunnels again', async () => ((await healthy(api, 'k9-a')) && (await healthy(api, 'k9-b')) ? true : undefined), 60000, 200);
+    for (const a of env.agents.values()) assert.equal(a.child.exitCode, null, 'the agent process kept running');
+    const after = (await api.get<{ items: CertificateSigningRequest[] }>('/apis/certificates.k8s.io/v1/certificatesigningrequests')).items.map((c) => c.metadata.name).sort();
+    assert.deepEqual(after, before, 'no new CSR: nothing joined again');
+    const nodes = await api.get<{ items: Node[] }>('/api/v1/nodes');
+    assert.ok(nodes.items.every(ready));
   });
 });

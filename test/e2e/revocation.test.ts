@@ -2,60 +2,36 @@
 // server refuse that node at once (its own certificate, read from its data dir, gets 401; its tunnel is cut and stays
 // out), marks its Node, leaves the other node untouched, and lets it back only with a token made after the revocation.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Node } from '../../src/apiserver/index.js';
-import { adminKubeconfigEntry } from '../../src/cli/clusters.js';
-import { ApiClient, isApiError } from '../../src/node/api-client.js';
+import { isApiError } from '../../src/node/api-client.js';
 import { nodePaths, splitCredential } from '../../src/node/state.js';
 import { waitFor } from '../../src/util/wait.js';
-import { exited, killChild, tp, tpSpawn } from '../helpers/cli.js';
-import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { tempDir } from '../helpers/tmp.js';
+import { exited, tp } from '../helpers/cli.js';
+import { ClusterWithNodes, proxiedHealthz } from '../helpers/cluster-nodes.js';
 
 describe('revocation of one node credential (real processes)', () => {
-  const tmp = tempDir('tp-e2e-revoke-');
-  const dataDir = join(tmp.path, 'data');
-  let cp: ControlPlane | undefined;
-  const agents: ChildProcess[] = [];
-  const clients: ApiClient[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const a of agents) await killChild(a, 'SIGTERM').catch(() => killChild(a));
-    await cp?.stop();
-    tmp.remove();
-  });
+  const env = new ClusterWithNodes('tp-e2e-revoke-');
+  const { tmp, dataDir } = env;
+  after(() => env.cleanup());
 
   test('the revoked node is refused at once, its Node marked, the other node unaffected; joining again needs a newer token', async () => {
-    cp = await startControlPlane(dataDir);
+    const cp = await env.start();
     const f = cp.fleet();
     await f.create({ name: 'rv' });
-    const join1 = async (name: string, dir: string, token: string, hash: string, server: string, extra: string[] = []) => {
-      const a = tpSpawn(['node', 'join', '--server', server, '--ca-cert-hash', hash, '--name', name, '--node-data-dir', dir, ...extra], { TRUSTPLANE_BOOTSTRAP_TOKEN: token });
-      agents.push(a.child);
-      return a;
-    };
-    for (const name of ['bad', 'good']) {
-      const t = await f.bootstrapToken('rv', 'default-pool', { nodeName: name, ttlSeconds: 600 });
-      await join1(name, join(tmp.path, name), t.token, t.caCertHash, t.server);
-    }
+    for (const name of ['bad', 'good']) await env.join('rv', name);
     // A reusable pool token made before the revocation, as a stolen node might hold.
     const before = await f.bootstrapToken('rv', 'default-pool', { ttlSeconds: 600 });
-    const e = await adminKubeconfigEntry(cp.fleet(), 'rv');
-    const admin = new ApiClient(e.server, { cert: e.clientCert, key: e.clientKey, ca: e.caBundle });
-    clients.push(admin);
-    const healthz = (node: string) =>
-      admin.stream(`/api/v1/nodes/${node}/proxy/healthz`).then((r) => new Promise<string>((res) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => res(b)); })).catch((err: Error) => `error: ${err.message}`);
+    const { client: admin, entry: e } = await env.admin('rv');
+    const healthz = (node: string) => proxiedHealthz(admin, node);
     await waitFor('both nodes reachable through their tunnels', async () => ((await healthz('bad')) === 'ok' && (await healthz('good')) === 'ok' ? true : undefined), 60000, 200);
 
     // The node's own credential, as the node holds it.
     const asNode = (name: string) => {
       const cred = splitCredential(readFileSync(nodePaths(join(tmp.path, name)).credential('client'), 'utf8'), name);
-      const c = new ApiClient(e.server, { cert: cred.cert, key: cred.key, ca: e.caBundle });
-      clients.push(c);
-      return c;
+      return env.client(e.server, cred.cert, cred.key, e.caBundle);
     };
     const bad = asNode('bad');
     const good = asNode('good');
@@ -85,13 +61,13 @@ describe('revocation of one node credential (real processes)', () => {
     assert.equal(list.nodes.find((n) => n.name === 'bad')?.ready, 'NotReady');
 
     // Joining again: a token made before the revocation is not enough (its CSR waits for an administrator) ...
-    const again = await join1('bad', join(tmp.path, 'bad-again'), before.token, before.caCertHash, before.server, ['--wait-timeout', '5s']);
+    const again = await env.join('rv', 'bad', { token: before, dir: 'bad-again', args: ['--wait-timeout', '5s'] });
     const code = await exited(again.child, 30000);
     assert.notEqual(code, 0);
     assert.match(again.output(), /revoked at .*only with a bootstrap token made after that/);
     // ... a new one is.
     const fresh = await f.bootstrapToken('rv', 'default-pool', { nodeName: 'bad', ttlSeconds: 600 });
-    const back = await join1('bad', join(tmp.path, 'bad-new'), fresh.token, fresh.caCertHash, fresh.server);
+    const back = await env.join('rv', 'bad', { token: fresh, dir: 'bad-new' });
     await waitFor('the node back, with a new credential, through its tunnel', async () => ((await healthz('bad')) === 'ok' ? true : undefined), 60000, 200).catch((err: Error) => {
       throw new Error(`${err.message}\n${back.output()}\nhealthz: ${healthz('bad')}`);
     });

@@ -2,67 +2,47 @@
 // etcd's gofail) right after it records each phase, the CA service and a node agent are killed in the middle; after
 // each restart the rotation goes on from what was recorded and finishes, with no node stranded.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { adminKubeconfigEntry } from '../../src/cli/clusters.js';
 import type { FleetCluster } from '../../src/fleet/api.js';
-import { ApiClient } from '../../src/node/api-client.js';
 import { waitFor } from '../../src/util/wait.js';
 import { startCaChild } from '../ca/helpers.js';
 import { exited, killChild, tp, tpSpawn } from '../helpers/cli.js';
-import { startControlPlane, startHostChild, type ControlPlane } from '../helpers/control-plane.js';
-import { tempDir } from '../helpers/tmp.js';
+import { ClusterWithNodes, proxiedHealthz } from '../helpers/cluster-nodes.js';
+import { startHostChild } from '../helpers/control-plane.js';
 
 const NODES = ['k-a', 'k-b'];
 const HOST_ARGS = ['--lifetime-check-interval', '1s'];
 
 describe('credential rotation through kill -9 of the host at each phase, of the CA service and of an agent (real processes)', () => {
-  const tmp = tempDir('tp-e2e-rotation-crash-');
-  const dataDir = join(tmp.path, 'data');
-  let cp: ControlPlane | undefined;
-  const agents = new Map<string, ChildProcess>();
-  const clients: ApiClient[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const a of agents.values()) await killChild(a, 'SIGTERM').catch(() => killChild(a));
-    await cp?.stop();
-    tmp.remove();
-  });
+  const env = new ClusterWithNodes('tp-e2e-rotation-crash-');
+  const { tmp, dataDir } = env;
+  after(() => env.cleanup());
 
   test('the rotation finishes, every node on the new generation, none cut off', async () => {
-    cp = await startControlPlane(dataDir, { hostArgs: HOST_ARGS });
+    const cp = await env.start({ hostArgs: HOST_ARGS });
     const f = cp.fleet();
     await f.create({ name: 'crash' });
-    for (const name of NODES) {
-      const t = await f.bootstrapToken('crash', 'default-pool', { nodeName: name, ttlSeconds: 600 });
-      agents.set(name, tpSpawn(['node', 'join', '--server', t.server, '--ca-cert-hash', t.caCertHash, '--name', name, '--node-data-dir', join(tmp.path, name)], { TRUSTPLANE_BOOTSTRAP_TOKEN: t.token }).child);
-    }
+    for (const name of NODES) await env.join('crash', name);
     const describeIt = () => {
       const r = tp(['clusters', 'describe', 'crash', '--data-dir', dataDir, '-o', 'json']);
       return r.status === 0 ? (JSON.parse(r.stdout) as FleetCluster) : undefined;
     };
     /** Restarts the host with the failpoint armed (or none), and, when armed, waits for it to fire. */
     const hostWith = async (failpoint: string | undefined) => {
-      await cp!.host.stop('SIGKILL').catch(() => undefined);
-      cp!.host = await startHostChild(dataDir, HOST_ARGS, failpoint ? { TRUSTPLANE_FAILPOINTS: failpoint } : {});
+      await cp.host.stop('SIGKILL').catch(() => undefined);
+      cp.host = await startHostChild(dataDir, HOST_ARGS, failpoint ? { TRUSTPLANE_FAILPOINTS: failpoint } : {});
     };
     const firedAt = async (failpoint: string) => {
-      const code = await exited(cp!.host.child, 60000).catch((e: Error) => {
-        throw new Error(`failpoint ${failpoint} did not fire: ${e.message}\n${cp!.host.output().slice(-3000)}`);
+      const code = await exited(cp.host.child, 60000).catch((e: Error) => {
+        throw new Error(`failpoint ${failpoint} did not fire: ${e.message}\n${cp.host.output().slice(-3000)}`);
       });
-      assert.equal(code, 'SIGKILL', `the host died at ${failpoint}: ${cp!.host.output().slice(-2000)}`);
-      assert.match(cp!.host.output(), new RegExp(`failpoint ${failpoint.replace('.', '\\.')}`));
+      assert.equal(code, 'SIGKILL', `the host died at ${failpoint}: ${cp.host.output().slice(-2000)}`);
+      assert.match(cp.host.output(), new RegExp(`failpoint ${failpoint.replace('.', '\\.')}`));
     };
-    const healthz = async (api: ApiClient, node: string) =>
-      api.stream(`/api/v1/nodes/${node}/proxy/healthz`).then((r) => new Promise<string>((res) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => res(b)); })).catch(() => '');
-    const adminApi = async () => {
-      const e = await adminKubeconfigEntry(cp!.fleet(), 'crash');
-      const c = new ApiClient(e.server, { cert: e.clientCert, key: e.clientKey, ca: e.caBundle });
-      clients.push(c);
-      return c;
-    };
+    const healthz = proxiedHealthz;
+    const adminApi = async () => (await env.admin('crash')).client;
     let api = await adminApi();
     await waitFor('the nodes through their tunnels', async () => ((await healthz(api, 'k-a')) === 'ok' && (await healthz(api, 'k-b')) === 'ok' ? true : undefined), 60000, 200);
 
@@ -85,9 +65,8 @@ describe('credential rotation through kill -9 of the host at each phase, of the 
     assert.deepEqual(moving!.authorities.find((a) => a.kind === 'root')!.generations.map((g) => g.state), ['previous', 'active'], 'exactly one new generation');
 
     // A node agent killed while nodes move comes back on its stored credentials and moves too.
-    const a = agents.get('k-a')!;
-    await killChild(a, 'SIGKILL');
-    agents.set('k-a', tpSpawn(['node', 'start', '--node-data-dir', join(tmp.path, 'k-a')]).child);
+    await killChild(env.agents.get('k-a')!.child, 'SIGKILL');
+    env.agents.set('k-a', tpSpawn(['node', 'start', '--node-data-dir', join(tmp.path, 'k-a')]));
     await waitFor('the restarted agent through its tunnel', async () => ((await healthz(api, 'k-a')) === 'ok' ? true : undefined), 60000, 200);
 
     // Complete, with the host dying after recording "completing", then after "done".
@@ -101,7 +80,7 @@ describe('credential rotation through kill -9 of the host at each phase, of the 
     };
     await complete().catch((e: Error) => {
       const logs = NODES.map((n) => `--- ${n}\n` + readFileSync(join(tmp.path, n, 'agent.log'), 'utf8').split('\n').filter((l) => !/tunnel agent: connection attempt failed/.test(l)).slice(-12).join('\n'));
-      throw new Error(`${e.message}\n${logs.join('\n')}\n--- host\n${cp!.host.output().split('\n').filter((l) => /approv|laggard|still hold|Signed|sign/i.test(l)).slice(-10).join('\n')}`);
+      throw new Error(`${e.message}\n${logs.join('\n')}\n--- host\n${cp.host.output().split('\n').filter((l) => /approv|laggard|still hold|Signed|sign/i.test(l)).slice(-10).join('\n')}`);
     });
     await firedAt('rotation.completing');
     await hostWith('rotation.done');
@@ -117,6 +96,6 @@ describe('credential rotation through kill -9 of the host at each phase, of the 
     assert.deepEqual(done!.authorities.find((a) => a.kind === 'root')!.generations.map((g) => [g.state, g.hasKey]), [['retired', false], ['active', true]]);
     api = await waitFor('admin credentials from the restarted host', () => adminApi().catch(() => undefined), 60000, 250);
     await waitFor('both nodes through their tunnels on the new generation', async () => ((await healthz(api, 'k-a')) === 'ok' && (await healthz(api, 'k-b')) === 'ok' ? true : undefined), 60000, 250);
-    for (const [name, child] of agents) assert.equal(child.exitCode, null, `agent ${name} is running`);
+    for (const [name, a] of env.agents) assert.equal(a.child.exitCode, null, `agent ${name} is running`);
   });
 });

@@ -2,58 +2,37 @@
 // node-proxy requests throughout; start → every node moves by itself → complete; no request with valid credentials
 // fails; afterwards the old admin certificate is refused with what to do, and the old key is gone from the key store.
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Node } from '../../src/apiserver/index.js';
-import { adminKubeconfigEntry } from '../../src/cli/clusters.js';
 import { buildKubeconfig } from '../../src/fleet/kubeconfig.js';
-import { ApiClient } from '../../src/node/api-client.js';
 import { parseCertificates } from '../../src/pki/index.js';
 import { waitFor } from '../../src/util/wait.js';
-import { killChild, tp, tpSpawn } from '../helpers/cli.js';
-import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tp } from '../helpers/cli.js';
+import { ClusterWithNodes, proxiedHealthz } from '../helpers/cluster-nodes.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 const NODES = ['rot-a', 'rot-b', 'rot-c'];
 
 describe('credential rotation of the cluster root CA, with three node agents and requests throughout (real processes)', () => {
-  const tmp = tempDir('tp-e2e-rotation-');
-  const dataDir = join(tmp.path, 'data');
-  let cp: ControlPlane | undefined;
-  const agents: ChildProcess[] = [];
-  const clients: ApiClient[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const a of agents) await killChild(a, 'SIGTERM').catch(() => killChild(a));
-    await cp?.stop();
-    tmp.remove();
-  });
+  const env = new ClusterWithNodes('tp-e2e-rotation-');
+  const { tmp, dataDir } = env;
+  after(() => env.cleanup());
 
   test('start, nodes move by themselves, complete: zero failed requests; old credentials refused after; old key destroyed', async () => {
-    cp = await startControlPlane(dataDir);
+    const cp = await env.start();
     const f = cp.fleet();
     await f.create({ name: 'rot' });
-    for (const name of NODES) {
-      const t = await f.bootstrapToken('rot', 'default-pool', { nodeName: name, ttlSeconds: 600 });
-      const a = tpSpawn(['node', 'join', '--server', t.server, '--ca-cert-hash', t.caCertHash, '--name', name, '--node-data-dir', join(tmp.path, name)], { TRUSTPLANE_BOOTSTRAP_TOKEN: t.token });
-      agents.push(a.child);
-    }
-    const admin = async () => {
-      const e = await adminKubeconfigEntry(cp!.fleet(), 'rot');
-      const c = new ApiClient(e.server, { cert: e.clientCert, key: e.clientKey, ca: e.caBundle });
-      clients.push(c);
-      return { client: c, entry: e };
-    };
-    const healthz = (api: ApiClient, node: string) =>
-      api.stream(`/api/v1/nodes/${node}/proxy/healthz`).then((r) => new Promise<string>((res, rej) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => res(b)); r.on('error', rej); }));
+    for (const name of NODES) await env.join('rot', name);
+    const admin = () => env.admin('rot');
+    const healthz = proxiedHealthz;
     const old = await admin();
     await waitFor('three nodes Ready and reachable through their tunnels', async () => {
       const nodes = await old.client.get<{ items: Node[] }>('/api/v1/nodes');
       if (nodes.items.length !== 3) return undefined;
-      for (const n of NODES) if ((await healthz(old.client, n).catch(() => '')) !== 'ok') return undefined;
+      for (const n of NODES) if ((await healthz(old.client, n)) !== 'ok') return undefined;
       return true;
     }, 60000, 200);
     const oldKubeconfig = join(tmp.path, 'old.kubeconfig');
@@ -138,7 +117,7 @@ describe('credential rotation of the cluster root CA, with three node agents and
     assert.match(kubectlRuns[1].stderr, /retired generation .*get-credentials rot/);
 
     // Every node ended on g2 without a restart: the same processes, Ready, reachable through the tunnel with g2 certificates.
-    for (const a of agents) assert.equal(a.exitCode, null, 'no agent was restarted');
+    for (const a of env.agents.values()) assert.equal(a.child.exitCode, null, 'no agent was restarted');
     for (const n of NODES) assert.equal(await healthz(fresh.client, n), 'ok');
     const nodes = await fresh.client.get<{ items: Node[] }>('/api/v1/nodes');
     assert.equal(nodes.items.length, 3);
