@@ -1,5 +1,6 @@
 // CSR create -> approve -> issued round trips per second with 64 concurrent bootstrap clients, against a real control
 // plane (CA service and host as their own processes); beside the CA service's raw issuance rate and a bare TLS echo server.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -78,19 +79,43 @@ async function phase(seconds) {
 }
 (async () => {
   await phase(w.warmup);
+  parentPort.postMessage({ timing: 'start' });
   const r = await phase(w.seconds);
+  parentPort.postMessage({ timing: 'end' });
   agent.destroy();
   parentPort.postMessage(r);
 })().catch((e) => { parentPort.postMessage({ error: String(e && e.stack || e) }); });
 `;
 
-function load(workerData: Record<string, unknown>): Promise<{ rate: number; n: number }> {
+/** CPU time (user + system, ms) a process has used so far, from /proc; undefined where there is no /proc. */
+function cpuMs(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), here 11 and 12 after the command name.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The round trips, and the host's CPU time over the timed phase (not the warm-up). */
+function load(workerData: Record<string, unknown>, hostPid: number | undefined): Promise<{ rate: number; n: number; hostCpuMs?: number }> {
   return new Promise((resolve, reject) => {
     const w = new Worker(LOAD, { eval: true, workerData });
-    w.once('message', (m: { rate: number; n: number } | { error: string }) => {
+    let cpuAtStart: number | undefined;
+    let hostCpuMs: number | undefined;
+    w.on('message', (m: { rate: number; n: number } | { error: string } | { timing: 'start' | 'end' }) => {
+      if ('timing' in m) {
+        if (m.timing === 'start') cpuAtStart = cpuMs(hostPid);
+        else {
+          const end = cpuMs(hostPid);
+          hostCpuMs = end !== undefined && cpuAtStart !== undefined ? end - cpuAtStart : undefined;
+        }
+        return;
+      }
       void w.terminate();
       if ('error' in m) reject(new Error(m.error));
-      else resolve(m);
+      else resolve({ ...m, hostCpuMs });
     });
     w.once('error', reject);
   });
@@ -163,7 +188,7 @@ const bench: Benchmark = {
       const bundle = cluster.authorities.find((a) => a.kind === 'root')!.bundle;
       const token = await fleet.bootstrapToken('bench', 'default-pool', { ttlSeconds: 3600 });
       const csrs = await prepareCsrs(12_000);
-      const rt = await load({ url: cluster.endpoint, ca: bundle, token: token.token, csrs, clients: CLIENTS, seconds: SECONDS, warmup: WARMUP_SECONDS, run: 'r' });
+      const rt = await load({ url: cluster.endpoint, ca: bundle, token: token.token, csrs, clients: CLIENTS, seconds: SECONDS, warmup: WARMUP_SECONDS, run: 'r' }, cp.host.child.pid);
 
       // The CA service's raw issuance rate, same process, same run: sign-batch of kubelet-client CSRs as a cluster caller.
       const ca = cp.ca.fleet();
@@ -185,6 +210,8 @@ const bench: Benchmark = {
           clients: CLIENTS,
           seconds: SECONDS,
           round_trips: rt.n,
+          // The goal is a few ms of control plane CPU per CSR; on a shared machine this moves less than the rate does.
+          host_cpu_ms_per_csr: rt.hostCpuMs === undefined ? null : Math.round((rt.hostCpuMs / rt.n) * 100) / 100,
           flow: 'bootstrap token POST CSR -> approver (store) -> signer -> CA service (mTLS) -> status.certificate -> client watch sees it',
           processes: 'CA service and control plane host are separate processes (embedded store in the host); clients in a worker thread of the bench process',
           echo_requests_per_s: Math.round(echo),

@@ -4,8 +4,9 @@ import { CaClient } from '../ca/client.js';
 import { localCredential } from '../ca/credential.js';
 import type { AuthorityKind } from '../ca/authority.js';
 import type { ClusterView } from '../ca/service.js';
+import { SignBatcher } from '../ca/sign-batcher.js';
 import { startControllers } from '../controllers/index.js';
-import { buildCsr, generateKeyPair, parseCertificate, pemDecode, pemEncode, spkiPin } from '../pki/index.js';
+import { buildCsr, generateKeyPair, parseCertificate, parseCertificates, pemDecode, pemEncode, spkiPin, type ParsedCertificate } from '../pki/index.js';
 import { openStore, type Store } from '../store/client.js';
 import { runStoreProcess, type RunningStoreProcess } from '../store/process.js';
 import type { MinVersion } from '../tls/policy.js';
@@ -95,6 +96,21 @@ export function caCertHashOf(view: ClusterView): string {
   const active = root.generations.find((g) => g.state === 'active');
   const pem = active?.certificate ?? root.bundle;
   return spkiPin(parseCertificate(pemDecode(pem, 'CERTIFICATE')).publicKey);
+}
+
+const generationKeys = new WeakMap<ClusterView, Array<{ generation: number; ski: string }>>();
+
+/** The cluster root CA generation whose key issued `leaf` (its authority key id is that generation's subject key id); 0 when none. */
+export function generationOf(view: ClusterView, leaf: ParsedCertificate): number {
+  let keys = generationKeys.get(view);
+  if (!keys) {
+    keys = rootOf(view)
+      .generations.filter((g) => g.certificate)
+      .map((g) => ({ generation: g.generation, ski: parseCertificates(g.certificate!)[0]?.subjectKeyId?.toString('hex') ?? '' }));
+    generationKeys.set(view, keys);
+  }
+  const aki = leaf.authorityKeyId?.toString('hex');
+  return (aki && keys.find((k) => k.ski === aki)?.generation) || 0;
 }
 
 /** The certificates of root CA generations a completed rotation retired (refused with a hint to get new credentials). */
@@ -229,7 +245,8 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       }
     }
     if (!controllers) {
-      const c = caller;
+      // The signer's requests made in one turn go to the CA service as one sign-batch call.
+      const c = new SignBatcher(caller, config.name);
       controllers = await startControllers({
         cluster: config.name,
         store,
@@ -237,7 +254,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         ca: {
           sign: async (input) => {
             try {
-              const issued = await c.sign(config.name, { ...input, csr: typeof input.csr === 'string' ? input.csr : input.csr.toString('utf8') });
+              const issued = await c.sign({ ...input, csr: typeof input.csr === 'string' ? input.csr : input.csr.toString('utf8') });
               d.countSigning?.(config.name, input.signer, 'signed');
               return issued;
             } catch (e) {
@@ -246,6 +263,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
               throw e;
             }
           },
+          generationOf: (leaf) => (view ? generationOf(view, leaf) : 0),
         },
         clock: d.clock,
         log: d.log,

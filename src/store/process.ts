@@ -7,6 +7,7 @@ import { clusterPaths } from '../util/datadir.js';
 import { claimPidFile } from '../util/pidfile.js';
 import { writeFileAtomic } from '../util/files.js';
 import { startStoreServer } from './server/index.js';
+import { startStoreServerThread } from './server-thread.js';
 
 /** As `trustplane store serve`'s defaults: keep the last 10,000 revisions, look every 5 minutes. */
 export const DEFAULT_COMPACTION = { intervalMs: 5 * 60_000, retainRevisions: 10_000 };
@@ -21,6 +22,8 @@ export interface StoreProcessOptions {
   /** Default DEFAULT_COMPACTION; retainRevisions 0 turns it off. */
   compaction?: { intervalMs: number; retainRevisions: number };
   synchronous?: 'FULL' | 'NORMAL';
+  /** Serve from a worker thread (the host, where this process has other work); else on this thread. */
+  thread?: boolean;
 }
 
 export interface StoreEndpoint {
@@ -53,7 +56,7 @@ export async function runStoreProcess(o: StoreProcessOptions): Promise<RunningSt
   const release = claimPidFile(p.storePid, `the state store of cluster "${o.cluster}"`);
   const host = o.host ?? '127.0.0.1';
   const tls = await storeServingTls(o.ca, o.cluster, host);
-  const store = await startStoreServer({
+  const store = await (o.thread ? startStoreServerThread : startStoreServer)({
     dbPath: p.storeDb,
     host,
     port: o.port ?? 0,

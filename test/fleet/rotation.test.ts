@@ -9,6 +9,9 @@ import { advance, beginRotation, completeRotation, type RotationDeps, type Rotat
 import { ManualClock } from '../../src/util/clock.js';
 import { TrustplaneError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/log.js';
+import { localCredential } from '../../src/ca/credential.js';
+import { generationOf } from '../../src/fleet/cluster-runtime.js';
+import { parseCertificates } from '../../src/pki/index.js';
 import { startTestCa, type TestCa } from '../ca/helpers.js';
 
 const rootOf = (v: ClusterView) => v.authorities.find((a) => a.kind === 'root')!;
@@ -70,6 +73,14 @@ describe('credential rotation state machine (real CA service)', () => {
     assert.equal((mid.bundle.match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'both generations trusted while nodes move');
 
     await assert.rejects(beginRotation(d, [r], 'root', 'manual'), (e: TrustplaneError) => e.reason === 'Conflict' && /in progress \(phase moving/.test(e.message));
+    // Which generation issued a certificate is read off its authority key id (what the signer records after a crash).
+    const view = await ca.fleet.describeCluster('rot1');
+    const leafOf = async () => {
+      const c = await localCredential([{ type: 'CN', value: 'probe' }], (csr) => ca.fleet.sign('rot1', { signer: 'kubernetes.io/kube-apiserver-client', csr }));
+      return parseCertificates(c.cert)[0];
+    };
+    assert.equal(generationOf(view, await leafOf()), 2);
+    assert.equal(generationOf(view, parseCertificates(rootOf(view).generations[1].crossCertificate!)[0]), 1, 'the cross-certificate was issued by g1');
     await completeRotation(d, r, false);
     assert.equal(r.phase, 'done');
     assert.deepEqual(r.history.map((h) => h.phase), ['preparing', 'activating', 'moving', 'completing', 'done']);

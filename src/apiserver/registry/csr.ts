@@ -1,5 +1,5 @@
 // certificates.k8s.io/v1 CertificateSigningRequests over the store: the one code path of the HTTP handlers and the controllers.
-import { parseCertificate, parseCsr, parseCsrAsync, pemDecodeAll, type ParsedCsr } from '../../pki/index.js';
+import { parseCertificate, parseCsr, pemDecodeAll, type ParsedCsr } from '../../pki/index.js';
 import type { Store } from '../../store/client.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { TrustplaneError } from '../../util/errors.js';
@@ -87,22 +87,14 @@ const PARSED_REQUESTS = 2048;
 export class ParsedRequests {
   private readonly byText = new Map<string, ParsedCsr>();
 
+  /** The parse of a request that passed every check before (requestCauses looks here first). */
+  get(request: string): ParsedCsr | undefined {
+    return this.byText.get(request);
+  }
+
   parse(request: string, text: string): ParsedCsr {
     const p = this.byText.get(request);
     return p ?? this.remember(request, parseCsr(text));
-  }
-
-  /**
-   * Parses `request` ahead with parseCsrAsync, whose key import is cheaper (and off this thread); parse() then finds it.
-   * A refusal is not kept: parse() meets it again and says why.
-   */
-  async prime(request: unknown): Promise<void> {
-    if (typeof request !== 'string' || this.byText.has(request) || !B64.test(request) || request.length % 4 !== 0) return;
-    try {
-      this.remember(request, await parseCsrAsync(Buffer.from(request, 'base64').toString('latin1')));
-    } catch {
-      /* reported by parse() */
-    }
   }
 
   private remember(request: string, p: ParsedCsr): ParsedCsr {
@@ -116,6 +108,9 @@ export class ParsedRequests {
 function requestCauses(request: unknown, parsed?: ParsedRequests): { parsed?: ParsedCsr; problems: StatusCause[] } {
   const field = 'spec.request';
   if (typeof request !== 'string' || request === '') return { problems: [{ field, reason: 'FieldValueRequired', message: 'Required value' }] };
+  // Remembered only after passing the checks below, which depend on the text alone.
+  const known = parsed?.get(request);
+  if (known) return { parsed: known, problems: [] };
   if (!B64.test(request) || request.length % 4 !== 0) return { problems: [{ field, message: 'Invalid value: not base64-encoded data' }] };
   const text = Buffer.from(request, 'base64').toString('latin1');
   if (!text.includes('-----BEGIN CERTIFICATE REQUEST-----') && !text.includes('-----BEGIN NEW CERTIFICATE REQUEST-----')) {
@@ -255,7 +250,6 @@ export class CsrRegistry {
     const meta = csr.metadata ?? ({} as ObjectMeta);
     csr.metadata = meta;
     const named = { ...meta, name: meta.name || (meta.generateName ? `${meta.generateName}xxxxx` : '') };
-    await this.requests.prime(csr.spec.request);
     const { parsed, causes } = specCauses(csr.spec, this.requests);
     causes.unshift(...metadataCauses(named));
     if (causes.length || !parsed) throw invalidError(CSR_RESOURCE, meta.name || meta.generateName || '', causes);
@@ -343,50 +337,77 @@ export class CsrRegistry {
     return this.objects.delete(name, pre, o);
   }
 
-  // decide, setCertificate and fail take the CSR as the controller last read it (`known`), to save reading it again;
-  // a stale one costs a read, never a wrong write (see ObjectStore.update).
+  // decide, setCertificate and fail take the CSR as the controller last read it (`known`), to save reading it again.
+  // It is used only when it is the object at pre.resourceVersion, so a fresh read would have to find that very object
+  // for the write to succeed; on a conflict each falls back to reading it, exactly as without it.
 
   /** Adds an Approved (or Denied) condition; a no-op if the CSR already carries it. For controllers. */
   async decide(name: string, decision: 'Approved' | 'Denied', reason: string, message: string, pre: Preconditions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
-    const cur = known ?? (await this.get(name));
-    if (has(cur, decision)) return known ? this.decide(name, decision, reason, message, pre) : cur;
-    const conditions = [...(cur.status?.conditions ?? []), { type: decision, status: 'True' as const, reason, message }];
-    return this.updateApproval(
-      { ...cur, metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion }, status: { ...cur.status, conditions } },
-      {},
-      known,
-    );
+    const withDecision = (cur: CertificateSigningRequest): CertificateSigningRequest => ({
+      ...cur,
+      metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion },
+      status: { ...cur.status, conditions: [...(cur.status?.conditions ?? []), { type: decision, status: 'True' as const, reason, message }] },
+    });
+    const at = pinned(known, pre);
+    if (at && !has(at, decision)) {
+      const done = await unlessConflict(() => this.updateApproval(withDecision(at), {}, at));
+      if (done) return done;
+    }
+    const cur = await this.get(name);
+    if (has(cur, decision)) return cur;
+    return this.updateApproval(withDecision(cur));
   }
 
   /** Writes the issued certificate chain (PEM) into status.certificate. For the signer. */
   async setCertificate(name: string, chainPem: string, pre: Preconditions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
-    const cur = known ?? (await this.get(name));
-    return this.updateStatus(
-      {
-        ...cur,
-        metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion },
-        status: { ...cur.status, certificate: Buffer.from(chainPem, 'utf8').toString('base64') },
-      },
-      {},
-      known,
-    );
+    const withCertificate = (cur: CertificateSigningRequest): CertificateSigningRequest => ({
+      ...cur,
+      metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion },
+      status: { ...cur.status, certificate: Buffer.from(chainPem, 'utf8').toString('base64') },
+    });
+    const at = pinned(known, pre);
+    if (at) {
+      const done = await unlessConflict(() => this.updateStatus(withCertificate(at), {}, at));
+      if (done) return done;
+    }
+    return this.updateStatus(withCertificate(await this.get(name)));
   }
 
   /** Adds a Failed condition (the CA refused). For the signer. */
   async fail(name: string, reason: string, message: string, pre: Preconditions = {}, known?: CertificateSigningRequest): Promise<CertificateSigningRequest> {
-    const cur = known ?? (await this.get(name));
-    if (isFailed(cur)) return known ? this.fail(name, reason, message, pre) : cur;
-    const conditions = [...(cur.status?.conditions ?? []), { type: 'Failed', status: 'True' as const, reason, message }];
-    return this.updateStatus(
-      { ...cur, metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion }, status: { ...cur.status, conditions } },
-      {},
-      known,
-    );
+    const withFailure = (cur: CertificateSigningRequest): CertificateSigningRequest => ({
+      ...cur,
+      metadata: { ...cur.metadata, resourceVersion: pre.resourceVersion ?? cur.metadata.resourceVersion },
+      status: { ...cur.status, conditions: [...(cur.status?.conditions ?? []), { type: 'Failed', status: 'True' as const, reason, message }] },
+    });
+    const at = pinned(known, pre);
+    if (at && !isFailed(at)) {
+      const done = await unlessConflict(() => this.updateStatus(withFailure(at), {}, at));
+      if (done) return done;
+    }
+    const cur = await this.get(name);
+    if (isFailed(cur)) return cur;
+    return this.updateStatus(withFailure(cur));
   }
 
   private check(csr: CertificateSigningRequest): void {
     const causes = metadataCauses(csr.metadata);
     if (causes.length) throw invalidError(CSR_RESOURCE, csr.metadata.name, causes);
+  }
+}
+
+/** `known` if it is the object at pre.resourceVersion, else undefined. */
+function pinned(known: CertificateSigningRequest | undefined, pre: Preconditions): CertificateSigningRequest | undefined {
+  return known && pre.resourceVersion !== undefined && known.metadata.resourceVersion === pre.resourceVersion ? known : undefined;
+}
+
+/** The write's result, or undefined when it met a 409 Conflict. */
+async function unlessConflict<T>(write: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await write();
+  } catch (e) {
+    if (e instanceof TrustplaneError && e.reason === 'Conflict') return undefined;
+    throw e;
   }
 }
 

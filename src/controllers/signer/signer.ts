@@ -40,6 +40,8 @@ export class CsrSigner {
   private informer?: Informer;
   /** Issued by the CA but not yet written, by CSR name: written on the next try rather than signed again. */
   private readonly unwritten = new Map<string, { uid: string; issued: IssuedCertificate }>();
+  /** CSRs (name → uid) whose kubelet client credential this signer recorded as it wrote the certificate: their issued event needs no second look. */
+  private readonly recorded = new Map<string, string>();
 
   constructor(private readonly d: SignerDeps) {
     this.queue = new WorkQueue((name) => this.handle(name), { name: 'csr-signer', concurrency: d.concurrency, retryBaseMs: d.retryBaseMs, retryMaxMs: d.retryMaxMs, log: d.log });
@@ -47,15 +49,25 @@ export class CsrSigner {
 
   start(): void {
     const enqueue = (csr: CertificateSigningRequest) => {
-      if (signingAction(csr).action !== 'skip') this.queue.add(csr.metadata.name);
+      const name = csr.metadata.name;
+      const action = signingAction(csr).action;
+      if (action === 'record' && this.recorded.get(name) === csr.metadata.uid) {
+        this.recorded.delete(name);
+        return;
+      }
+      if (action !== 'skip') this.queue.add(name);
     };
     this.informer = runInformer(
       'csr-signer',
       this.d.csrs,
       {
-        onList: (items) => items.forEach(enqueue),
+        onList: (items) => {
+          this.recorded.clear();
+          items.forEach(enqueue);
+        },
         onEvent: (ev: ObjectEvent<CertificateSigningRequest>) => {
           if (ev.type !== 'DELETED') enqueue(ev.object);
+          else this.recorded.delete(ev.object.metadata.name);
         },
       },
       { log: this.d.log, retryBaseMs: this.d.retryBaseMs, retryMaxMs: this.d.retryMaxMs },
@@ -100,14 +112,30 @@ export class CsrSigner {
       }
       this.unwritten.set(name, { uid, issued });
     }
-    const written = await this.write(name, uid, issued, csr);
-    if (written === 'retry') return 'retry';
-    this.unwritten.delete(name);
-    if (written === 'written') {
-      log.info({ csr: name, signer: csr.spec.signerName, requester: csr.spec.username, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
-      if (csr.spec.signerName === SIGNER_KUBELET_CLIENT) await this.record(csr, issued.serial, issued.notAfter, issued.generation);
+    // Noted before the write, whose own event can come in before the write's answer: this handler records the
+    // credential itself (see start()); if it does not get that far, the event or a retry brings the CSR back.
+    const recording = csr.spec.signerName === SIGNER_KUBELET_CLIENT;
+    if (recording) this.recorded.set(name, uid);
+    let recordedHere = false;
+    try {
+      const written = await this.write(name, uid, issued, csr);
+      if (written === 'retry') return 'retry';
+      this.unwritten.delete(name);
+      if (written === 'written') {
+        log.info({ csr: name, signer: csr.spec.signerName, requester: csr.spec.username, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
+        if (recording) {
+          await this.record(csr, issued.serial, issued.notAfter, issued.generation);
+          recordedHere = true;
+        }
+      }
+      return 'done';
+    } finally {
+      if (recording && !recordedHere) {
+        // Not recorded here after all: let the event through, or, if it was already let go, look again now.
+        if (this.recorded.get(name) === uid) this.recorded.delete(name);
+        else this.queue.add(name);
+      }
     }
-    return 'done';
   }
 
   /**
@@ -135,7 +163,7 @@ export class CsrSigner {
 
   private async markFailed(csr: CertificateSigningRequest, reason: string, message: string): Promise<void> {
     try {
-      await this.d.csrs.fail(csr.metadata.name, reason, message, { resourceVersion: csr.metadata.resourceVersion });
+      await this.d.csrs.fail(csr.metadata.name, reason, message, { resourceVersion: csr.metadata.resourceVersion }, csr);
       this.d.log.info({ csr: csr.metadata.name, signer: csr.spec.signerName, requester: csr.spec.username, reason }, `CA refused: ${message}`);
     } catch (e) {
       // Changed meanwhile: the next event brings it back, and it is judged again from what it is then.
@@ -152,9 +180,9 @@ export class CsrSigner {
       return;
     }
     if (!leaf) return;
-    // The generation is not in the certificate (0: unknown); its notBefore (issue time less the CA's backdating) stands
+    // The generation comes from the issuer's key id (0: unknown, when the backend cannot tell); its notBefore (issue time less the CA's backdating) stands
     // in for the issue time, so that an old certificate never passes for the newest.
-    await this.record(csr, leaf.serialHex, leaf.notAfter.toISOString(), 0, leaf.notBefore);
+    await this.record(csr, leaf.serialHex, leaf.notAfter.toISOString(), this.d.ca.generationOf?.(leaf) ?? 0, leaf.notBefore);
   }
 
   private async record(csr: CertificateSigningRequest, serial: string, notAfter: string, generation: number, issuedAt?: Date): Promise<void> {

@@ -1,4 +1,5 @@
 // The CSR signer's decisions as pure functions: what to do with a CSR, what to ask the CA, and what a CA error means.
+import type { ParsedCertificate } from '../../pki/index.js';
 import {
   SIGNER_APISERVER_CLIENT,
   SIGNER_KUBELET_CLIENT,
@@ -15,6 +16,8 @@ import { TrustplaneError, type Reason } from '../../util/errors.js';
 /** The narrow view of the CA service the signer needs: one cluster's signing. The host binds a CaClient to its cluster. */
 export interface CsrSigningBackend {
   sign(input: SignInput): Promise<IssuedCertificate>;
+  /** The cluster root CA generation that issued a certificate (by its authority key id); 0 when unknown. */
+  generationOf?(leaf: ParsedCertificate): number;
 }
 
 /** The signerNames this signer hands to the CA service; CSRs for any other signer are left for someone else. */
