@@ -1,6 +1,5 @@
 // CSR create -> approve -> issued round trips per second with 64 concurrent bootstrap clients, against a real control
 // plane (CA service and host as their own processes); beside the CA service's raw issuance rate and a bare TLS echo server.
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -9,7 +8,7 @@ import { buildCsr, generateKeyPair, pemEncode } from '../src/pki/index.js';
 import { serverOptions } from '../src/tls/policy.js';
 import { startControlPlane } from '../test/helpers/control-plane.js';
 import { tempDir } from '../test/helpers/tmp.js';
-import { result, type Benchmark, type BenchResult } from './lib.js';
+import { cpuMs, result, type Benchmark, type BenchResult } from './lib.js';
 
 const CLIENTS = 64;
 const SECONDS = 6;
@@ -87,12 +86,10 @@ async function phase(seconds) {
 })().catch((e) => { parentPort.postMessage({ error: String(e && e.stack || e) }); });
 `;
 
-/** CPU time (user + system, ms) a process has used so far, from /proc; undefined where there is no /proc. */
-function cpuMs(pid: number | undefined): number | undefined {
+/** CPU time (user + system, ms) a process has used so far; undefined where there is no /proc. */
+function cpuMsOf(pid: number | undefined): number | undefined {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    // utime and stime are fields 14 and 15 of stat(5), here 11 and 12 after the command name.
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    return pid === undefined ? undefined : cpuMs(pid);
   } catch {
     return undefined;
   }
@@ -106,9 +103,9 @@ function load(workerData: Record<string, unknown>, hostPid: number | undefined):
     let hostCpuMs: number | undefined;
     w.on('message', (m: { rate: number; n: number } | { error: string } | { timing: 'start' | 'end' }) => {
       if ('timing' in m) {
-        if (m.timing === 'start') cpuAtStart = cpuMs(hostPid);
+        if (m.timing === 'start') cpuAtStart = cpuMsOf(hostPid);
         else {
-          const end = cpuMs(hostPid);
+          const end = cpuMsOf(hostPid);
           hostCpuMs = end !== undefined && cpuAtStart !== undefined ? end - cpuAtStart : undefined;
         }
         return;

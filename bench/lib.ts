@@ -1,5 +1,6 @@
 // Shared pieces of the benchmarks: the result line format and anchors measured in the same run.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface BenchResult {
   bench: string;
@@ -51,4 +52,35 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i];
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU milliseconds a process has used so far, from /proc/PID/stat. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ": field 3 is state, so utime (14) and stime (15) are at 11 and 12.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** File descriptors N nodes need in this process and in the host (an API connection and a tunnel each, plus slack). */
+export function ensureFileLimit(count: number): string {
+  const need = 2 * count + 2048;
+  const soft = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
+  if (soft >= need) return `nofile ${soft}`;
+  try {
+    // Raised on this process before the control plane starts, so its children inherit it (needs CAP_SYS_RESOURCE).
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${need}:${need}`], { stdio: 'ignore' });
+    return `nofile raised from ${soft} to ${need} with prlimit`;
+  } catch {
+    process.stderr.write(`bench: ${count} nodes need about ${need} file descriptors per process; the limit is ${soft} and could not be raised\n`);
+    return `nofile ${soft} (needed ${need}; not raised)`;
+  }
 }

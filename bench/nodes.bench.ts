@@ -1,7 +1,6 @@
 // Hollow nodes joining a real control plane (CA service and host as their own processes): nodes joined per second, token
 // to Ready with the tunnel up, and control-plane CPU per joined node, beside the CA's raw signing of the same two
 // certificates measured in the same run. NODES_BENCH_COUNT (default 1,000) sets N; NODES_BENCH_CONCURRENCY the joins in flight.
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { cpus, loadavg } from 'node:os';
@@ -13,28 +12,14 @@ import { buildCsr, generateKeyPair, pemEncode } from '../src/pki/index.js';
 import { clusterPaths } from '../src/util/datadir.js';
 import { startControlPlane } from '../test/helpers/control-plane.js';
 import { tempDir } from '../test/helpers/tmp.js';
-import { percentile, result, type Benchmark, type BenchResult } from './lib.js';
+import { cpuMs, ensureFileLimit, percentile, result, type Benchmark, type BenchResult } from './lib.js';
 
 const CLUSTER = 'bench';
 const AIM_CPU_MS_PER_NODE = 10;
 const HEALTHZ_SAMPLE = 50;
 const IDLE_SECONDS = 10;
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 
-/** User + system CPU milliseconds of a process, from /proc/PID/stat. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After "pid (comm) ": field 3 is state, so utime (14) and stime (15) are at 11 and 12.
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
 
 function rssKib(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -46,20 +31,6 @@ const gc: () => void = (() => {
   return runInNewContext('gc') as () => void;
 })();
 
-/** File descriptors N nodes need in this process and in the host (an API connection and a tunnel each, plus slack). */
-function ensureFileLimit(count: number): string {
-  const need = 2 * count + 2048;
-  const soft = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
-  if (soft >= need) return `nofile ${soft}`;
-  try {
-    // Raised on this process before the control plane starts, so its children inherit it (needs CAP_SYS_RESOURCE).
-    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${need}:${need}`], { stdio: 'ignore' });
-    return `nofile raised from ${soft} to ${need} with prlimit`;
-  } catch {
-    process.stderr.write(`bench: ${count} nodes need about ${need} file descriptors per process; the limit is ${soft} and could not be raised\n`);
-    return `nofile ${soft} (needed ${need}; not raised)`;
-  }
-}
 
 function get(url: string, creds: { ca: string; cert: string; key: string }): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {

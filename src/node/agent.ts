@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { CLUSTER_INFO_PATH, parseTrustHeader, trustBundleDigest } from '../apiserver/api/cluster-info.js';
+import { CLUSTER_INFO_PATH, trustBundleDigest } from '../apiserver/api/cluster-info.js';
 import type { NodeAddress } from '../apiserver/registry/node.js';
 import { parseCertificates, spkiPin, type ParsedCertificate } from '../pki/index.js';
 import type { MinVersion } from '../tls/policy.js';
@@ -19,6 +19,7 @@ import { requestCertificate, type IssuedCredential } from './certificate-request
 import { discoverCluster, parseServerUrl, readClusterInfo } from './discovery.js';
 import { startNodeEndpoint, type NodeEndpoint } from './endpoint.js';
 import { NodeHeartbeat, type HeartbeatStatus } from './heartbeat.js';
+import { TrustFollower } from './trust-follower.js';
 import { CertificateRotation } from './rotation.js';
 import { NodeState, type NodeConfig, type StoredCredential } from './state.js';
 
@@ -484,45 +485,27 @@ async function run(
   // trusts and the key id of the generation that signs now. A different bundle is fetched from cluster-info; a client or
   // serving certificate from an older generation is re-issued at once (not at 70-90 % of its life), so that the rotation
   // can complete. One follow-up at a time; a generation that did not take is not asked for again in a loop.
-  const akiOf = (leaf: ParsedCertificate) => leaf.authorityKeyId?.toString('hex') ?? '';
-  let following = false;
-  let triedSigner = '';
-  const followTrust = async (t: { digest: string; signer: string }) => {
-    if (t.digest !== bundleDigest) {
-      await refreshBundle();
-      endpoint?.setClientCa(bundle);
-    }
-    if (!t.signer || triedSigner === t.signer) return;
-    triedSigner = t.signer;
-    if (akiOf(client!.leaf) !== t.signer) {
-      log.info({ serial: client!.leaf.serialHex }, 're-issuing the client certificate under the new cluster root CA generation');
-      useClient(await requestCertificate(clientSpec, reqOpts(api)));
-    }
-    if (serving && akiOf(serving.leaf) !== t.signer) {
-      log.info({ serial: serving.leaf.serialHex }, 're-issuing the serving certificate under the new cluster root CA generation');
-      const next = await requestCertificate(servingSpec, reqOpts(api));
-      serving = next;
-      endpoint?.setServingCert(next);
-    }
-  };
-  let settled = '';
-  onTrust = (value) => {
-    if (value === settled || following || stopped) return;
-    const t = parseTrustHeader(value);
-    if (!t) return;
-    const stale = t.digest !== bundleDigest || (t.signer !== '' && t.signer !== triedSigner && (akiOf(client!.leaf) !== t.signer || (serving !== undefined && akiOf(serving.leaf) !== t.signer)));
-    if (!stale) {
-      settled = value;
-      return;
-    }
-    following = true;
-    followTrust(t)
-      .catch((e: Error) => {
-        triedSigner = '';
-        log.warn({ err: e.message }, 'following the credential rotation failed; trying again on a later answer');
-      })
-      .finally(() => (following = false));
-  };
+  const follower = new TrustFollower({
+    bundleDigest: () => bundleDigest,
+    refreshBundle: async () => {
+      if (await refreshBundle()) endpoint?.setClientCa(bundle);
+    },
+    certificates: [
+      { what: 'client certificate', leaf: () => client?.leaf, reissue: async () => useClient(await requestCertificate(clientSpec, reqOpts(api))) },
+      {
+        what: 'serving certificate',
+        leaf: () => serving?.leaf,
+        reissue: async () => {
+          const next = await requestCertificate(servingSpec, reqOpts(api));
+          serving = next;
+          endpoint?.setServingCert(next);
+        },
+      },
+    ],
+    log,
+  });
+  onTrust = follower.observe;
+  cleanups.push(() => follower.stop());
 
   log.info({ node: nodeName, server: cfg.server, tunnel: tunnelUrl ?? null }, 'node agent running');
   let stopping: Promise<void> | undefined;

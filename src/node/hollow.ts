@@ -6,8 +6,13 @@
 // its endpoint (`startNodeEndpoint`) served only through its own tunnel connection (`startTunnelAgent`).
 // What it leaves out, because it costs the process and not the control plane: a data dir (state in memory), a log file
 // (/logs is empty), discovery per node (the pinned CA is authenticated once per process; every node still runs its own
-// TLS handshakes), certificate renewal (a run is shorter than a certificate's life), and a timer per node (one
-// LeaseWheel spreads all Lease renewals over the period; each renewal is one PUT of the Lease last seen, as the kubelet).
+// TLS handshakes), certificate renewal at 70-90 % of its life (a run is shorter than a certificate's life), and a timer
+// per node (one LeaseWheel spreads all Lease renewals over the period; each renewal is one PUT of the Lease last seen,
+// as the kubelet).
+// A rotation of the cluster root CA is followed as the agent follows it (TrustFollower): from the trust header of its
+// own answers a node trusts the new bundle (cluster-info read once per process per change) and re-issues both
+// certificates under the new generation, after a random delay and under a process-wide limit, so a large fleet does
+// not ask at once.
 import { systemClock, type Clock } from '../util/clock.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -16,7 +21,9 @@ import type { Backoff } from '../tunnel/agent.js';
 import { agentVersion, DEFAULT_WAIT_TIMEOUT_MS } from './agent.js';
 import { parseCaCertHash } from './ca-pin.js';
 import { discoverCluster } from './discovery.js';
+import { ClusterBundle } from './hollow/cluster-bundle.js';
 import { HollowNode, type HollowJoinStep, type HollowNodeStatus } from './hollow/hollow-node.js';
+import { InFlightLimit } from './hollow/in-flight-limit.js';
 import { LeaseWheel, type LeaseWheelStats } from './hollow/lease-wheel.js';
 
 export type { HollowJoinStep, HollowNodeStatus, HollowNodePhase } from './hollow/hollow-node.js';
@@ -46,6 +53,13 @@ export interface HollowNodesOptions {
   leaseDurationSeconds?: number;
   /** Lease renewals in flight at most across all nodes; default 512. */
   maxLeaseRenewalsInFlight?: number;
+  /**
+   * When a rotation of the cluster root CA reaches a node (from the trust header of its own answers, within a Lease
+   * period), it re-issues its certificates after a random 0..rotationJitterMs; default 10 s.
+   */
+  rotationJitterMs?: number;
+  /** Certificate re-issues in flight at most across all nodes; default the join concurrency. */
+  maxReissuesInFlight?: number;
   /** Called after every node that joins or fails, and once when all are done. */
   onProgress?: (p: HollowProgress, node?: HollowNodeStatus) => void;
   tunnelBackoff?: Backoff;
@@ -79,7 +93,7 @@ export interface HollowJoinSummary extends HollowProgress {
 }
 
 export interface HollowNodes {
-  /** The API server and tunnel server the nodes use, and the CA bundle they trust. */
+  /** The API server and tunnel server the nodes use, and the newest CA bundle they trust. */
   readonly server: string;
   readonly tunnelServer: string | undefined;
   readonly caBundle: string;
@@ -92,8 +106,28 @@ export interface HollowNodes {
   /** The client and serving certificate chains (PEM, no key) of a node that has them. */
   certificates(name: string): { client?: string; serving?: string } | undefined;
   leaseStats(): LeaseWheelStats;
+  /** How the fleet follows a rotation of the cluster root CA; `signer` (hex authority key id) counts the nodes on it. */
+  trustStats(signer?: string): HollowTrustStats;
   /** Stops joining, then stops every node (closing its connections and tunnel); resolves when all are closed. */
   close(): Promise<void>;
+}
+
+export interface HollowTrustStats {
+  /** Digest of the newest bundle read from cluster-info, and how often it was read. */
+  bundleDigest: string;
+  bundleReads: number;
+  /** Nodes trusting that bundle now. */
+  nodesOnBundle: number;
+  /** Nodes whose client and serving certificates were both issued by `signer` (when given). */
+  nodesOnSigner?: number;
+  /** Summed over nodes. */
+  followUps: number;
+  reissued: number;
+  failures: number;
+  reissuesInFlight: number;
+  reissuesQueued: number;
+  /** The first few distinct failure messages. */
+  errors: string[];
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -119,6 +153,9 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
   if (!NAME_PREFIX.test(prefix) || prefix.length > 200) throw invalid(`--name-prefix "${prefix}" cannot start a node name`, 'use lower-case letters, digits, "-" and "."');
   const concurrency = o.concurrency ?? 32;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw invalid(`--concurrency ${concurrency} is not a positive whole number`);
+  const jitter = o.rotationJitterMs ?? 10_000;
+  if (!Number.isFinite(jitter) || jitter < 0) throw invalid(`rotationJitterMs ${jitter} is not a duration`);
+  const reissues = new InFlightLimit(o.maxReissuesInFlight ?? concurrency);
   const clock = o.clock ?? systemClock;
   const log = o.log ?? silentLogger;
   const pins = (Array.isArray(o.caCertHash) ? o.caCertHash : o.caCertHash ? [o.caCertHash] : []).map(parseCaCertHash);
@@ -127,7 +164,7 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
   const wheel = new LeaseWheel({ periodMs: o.leaseIntervalMs ?? 10_000, maxInFlight: o.maxLeaseRenewalsInFlight });
   const context = {
     server: found.server,
-    caBundle: found.caBundle,
+    bundle: new ClusterBundle(found.caBundle, found.server),
     tunnelServer: found.tunnelServer,
     token: o.token,
     agentVersion: `${agentVersion()}-hollow`,
@@ -138,6 +175,8 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
     log,
     minVersion: o.minVersion,
     tunnelBackoff: o.tunnelBackoff,
+    rotationJitterMs: jitter,
+    reissues,
   };
   const names = hollowNodeNames(prefix, o.count);
   const nodes = new Map(names.map((n) => [n, new HollowNode(n, context)]));
@@ -204,7 +243,9 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
   return {
     server: found.server,
     tunnelServer: found.tunnelServer,
-    caBundle: found.caBundle,
+    get caBundle() {
+      return context.bundle.current.pem;
+    },
     names,
     progress,
     joined,
@@ -215,6 +256,21 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
       return n && { client: n.client?.cert, serving: n.serving?.cert };
     },
     leaseStats: () => wheel.stats(),
+    trustStats(signer?: string) {
+      const bundle = context.bundle.current;
+      const out: HollowTrustStats = { bundleDigest: bundle.digest, bundleReads: context.bundle.reads, nodesOnBundle: 0, followUps: 0, reissued: 0, failures: 0, reissuesInFlight: reissues.inFlight, reissuesQueued: reissues.queued, errors: [] };
+      if (signer !== undefined) out.nodesOnSigner = 0;
+      for (const n of nodes.values()) {
+        const s = n.status();
+        if (s.trust.bundleDigest === bundle.digest) out.nodesOnBundle++;
+        if (signer !== undefined && s.clientIssuer === signer && s.servingIssuer === signer) out.nodesOnSigner!++;
+        out.followUps += s.trust.followUps;
+        out.reissued += s.trust.reissued;
+        out.failures += s.trust.failures;
+        if (s.trust.lastError && out.errors.length < 5 && !out.errors.includes(s.trust.lastError)) out.errors.push(s.trust.lastError);
+      }
+      return out;
+    },
     close() {
       closing ??= (async () => {
         queue.length = 0;

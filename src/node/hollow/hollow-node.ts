@@ -1,6 +1,6 @@
 // One hollow node: the node agent's trust duties with nothing else — its own P-256 keys, client and serving CSRs, mTLS
-// API calls, its Node and Lease, and its endpoint served through its own reverse tunnel — and no data dir, log file or
-// timers of its own.
+// API calls, its Node and Lease, its endpoint served through its own reverse tunnel, and following a rotation of the
+// cluster root CA (TrustFollower, as the agent) — and no data dir, log file or timers of its own.
 import { devNull } from 'node:os';
 import type { Lease } from '../../apiserver/registry/lease.js';
 import { microTimestamp } from '../../apiserver/registry/meta.js';
@@ -11,18 +11,21 @@ import type { Clock } from '../../util/clock.js';
 import { TrustplaneError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { ApiClient, isApiError } from '../api-client.js';
-import { requestCertificate, type IssuedCredential } from '../certificate-request.js';
+import { requestCertificate, type CertificateRequestSpec, type IssuedCredential } from '../certificate-request.js';
 import { startNodeEndpoint, type NodeEndpoint } from '../endpoint.js';
 import { LEASES_PATH, NodeHeartbeat } from '../heartbeat.js';
+import type { ClusterBundle, TrustBundle } from './cluster-bundle.js';
+import type { InFlightLimit } from './in-flight-limit.js';
 import type { LeaseWheel } from './lease-wheel.js';
 import { MemoryNodeState } from './memory-state.js';
+import { authorityKeyIdOf, TrustFollower, type TrustFollowerStats } from '../trust-follower.js';
 
-/** What every hollow node of one process shares: the cluster found once, and the lease wheel. */
+/** What every hollow node of one process shares: the cluster found once, its bundle, the lease wheel and the limit on re-issues. */
 export interface HollowNodeContext {
   /** The API server's origin, as discovery authenticated it. */
   server: string;
-  /** The cluster root CA bundle (PEM), authenticated once by its pin. */
-  caBundle: string;
+  /** The cluster root CA bundle, authenticated once by its pin, and read again from cluster-info when a rotation changes it. */
+  bundle: ClusterBundle;
   /** The tunnel server cluster-info names; no tunnel when absent. */
   tunnelServer?: string;
   token: string;
@@ -34,6 +37,10 @@ export interface HollowNodeContext {
   log: Logger;
   minVersion?: MinVersion;
   tunnelBackoff?: Backoff;
+  /** A node re-issues its certificates under a new signing generation after a random 0..rotationJitterMs. */
+  rotationJitterMs: number;
+  /** Re-issues in flight at most across the nodes of the process. */
+  reissues: InFlightLimit;
 }
 
 /** The steps of a join, in order: client certificate, Node and Lease, serving certificate, tunnel accepted. */
@@ -51,7 +58,13 @@ export interface HollowNodeStatus {
   steps?: Partial<Record<HollowJoinStep, number>>;
   tunnelConnected: boolean;
   leaseRenewals: number;
+  leaseFailures: number;
   lastLeaseError?: string;
+  /** Authority key ids (hex) of the CA that issued its client and serving certificates. */
+  clientIssuer?: string;
+  servingIssuer?: string;
+  /** Following rotations of the cluster root CA: follow-ups, certificates re-issued, failures. */
+  trust: TrustFollowerStats & { following: boolean; bundleDigest: string };
 }
 
 export class HollowNode {
@@ -69,7 +82,11 @@ export class HollowNode {
   private heartbeat: NodeHeartbeat | undefined;
   private lease: Lease | undefined;
   private leaseRenewals = 0;
+  private leaseFailures = 0;
   private lastLeaseError: string | undefined;
+  /** The bundle this node trusts now: its API client, endpoint and tunnel use it. */
+  private bundle: TrustBundle;
+  private readonly follower: TrustFollower;
   private endpoint: NodeEndpoint | undefined;
   private tunnel: TunnelAgent | undefined;
   private leaveWheel: (() => void) | undefined;
@@ -85,16 +102,64 @@ export class HollowNode {
   ) {
     this.state = new MemoryNodeState(name);
     this.halted.catch(() => undefined);
+    this.bundle = c.bundle.current;
+    this.follower = new TrustFollower({
+      bundleDigest: () => this.bundle.digest,
+      refreshBundle: (t) => this.refreshBundle(t.digest),
+      certificates: [
+        { what: 'client certificate', leaf: () => this.client?.leaf, reissue: () => this.reissueClient() },
+        { what: 'serving certificate', leaf: () => this.serving?.leaf, reissue: () => this.reissueServing() },
+      ],
+      jitterMs: c.rotationJitterMs,
+      schedule: (reissues) => c.reissues.run(reissues),
+      log: c.log,
+    });
   }
 
-  private apiClient(credentials: ConstructorParameters<typeof ApiClient>[1]): ApiClient {
-    const api = new ApiClient(this.c.server, credentials, { minVersion: this.c.minVersion });
+  private apiClient(credentials: ConstructorParameters<typeof ApiClient>[1], onTrustHeader?: (value: string) => void): ApiClient {
+    const api = new ApiClient(this.c.server, credentials, { minVersion: this.c.minVersion, onTrustHeader });
     this.apis.add(api);
     return api;
   }
 
   private request(api: ApiClient) {
-    return { api, state: this.state, caBundle: this.c.caBundle, clock: this.c.clock, log: this.c.log, timeoutMs: this.c.waitTimeoutMs };
+    return { api, state: this.state, caBundle: this.bundle.pem, clock: this.c.clock, log: this.c.log, timeoutMs: this.c.waitTimeoutMs };
+  }
+
+  private credentials(c: IssuedCredential) {
+    return { cert: c.cert, key: c.key, ca: this.bundle.pem };
+  }
+
+  private get servingSpec(): CertificateRequestSpec {
+    // The approver grants a serving certificate for exactly the Node's addresses.
+    return { kind: 'server', nodeName: this.name, sans: { dns: [this.name], ip: ['127.0.0.1'] } };
+  }
+
+  /** Trusts the bundle cluster-info has now (read once per process per change) in its API client and endpoint. */
+  private async refreshBundle(digest: string): Promise<void> {
+    const api = this.api;
+    if (!api) return;
+    const next = await this.c.bundle.lookup(digest, api);
+    if (next.digest === this.bundle.digest) return;
+    this.bundle = next;
+    api.setCredentials(this.credentials(this.client!));
+    this.endpoint?.setClientCa(next.pem);
+  }
+
+  /** A client certificate of the generation that signs now, asked for with the current one (the approver's renewal rule). */
+  private async reissueClient(): Promise<void> {
+    const api = this.api!;
+    const next = await requestCertificate({ kind: 'client', nodeName: this.name }, this.request(api));
+    this.client = next;
+    api.setCredentials(this.credentials(next));
+    // The tunnel dials again with it, and drops its old connection only once the new one is accepted.
+    this.tunnel?.updateCredentials();
+  }
+
+  private async reissueServing(): Promise<void> {
+    const next = await requestCertificate(this.servingSpec, this.request(this.api!));
+    this.serving = next;
+    this.endpoint?.setServingCert(next);
   }
 
   /** Token → client certificate → Node → Lease → serving certificate → endpoint behind the tunnel. Throws when it cannot. */
@@ -113,7 +178,7 @@ export class HollowNode {
     };
     this.phase = 'joining';
     try {
-      const tokenApi = this.apiClient({ token: this.c.token, ca: this.c.caBundle });
+      const tokenApi = this.apiClient({ token: this.c.token, ca: this.bundle.pem });
       try {
         this.client = await requestCertificate({ kind: 'client', nodeName: this.name }, this.request(tokenApi));
       } finally {
@@ -122,7 +187,7 @@ export class HollowNode {
       }
       step('clientCertificate');
       this.throwIfStopping();
-      const api = this.apiClient({ cert: this.client.cert, key: this.client.key, ca: this.c.caBundle });
+      const api = this.apiClient(this.credentials(this.client), this.follower.observe);
       this.api = api;
       const addresses: NodeAddress[] = [
         { type: 'InternalIP', address: '127.0.0.1' },
@@ -139,26 +204,27 @@ export class HollowNode {
       await this.renewLease();
       step('register');
       this.throwIfStopping();
-      // The approver grants a serving certificate for exactly the Node's addresses.
-      this.serving = await requestCertificate({ kind: 'server', nodeName: this.name, sans: { dns: [this.name], ip: ['127.0.0.1'] } }, this.request(api));
+      this.serving = await requestCertificate(this.servingSpec, this.request(api));
       step('servingCertificate');
       this.throwIfStopping();
+      const clientCa = this.bundle.pem;
       this.endpoint = await startNodeEndpoint({
         cert: this.serving.cert,
         key: this.serving.key,
-        clientCa: this.c.caBundle,
+        clientCa,
         minVersion: this.c.minVersion,
         // Hollow nodes keep no log: /logs is empty.
         logFile: devNull,
         configz: () => ({ kind: 'NodeAgentConfiguration', apiVersion: 'trustplane.io/v1alpha1', nodeName: this.name, hollow: true, server: this.c.server, tunnelServer: this.c.tunnelServer ?? '' }),
       });
+      // A rotation followed while the endpoint started: it trusts what the node trusts now.
+      if (this.bundle.pem !== clientCa) this.endpoint.setClientCa(this.bundle.pem);
       this.throwIfStopping();
       if (this.c.tunnelServer) {
-        const client = this.client;
         const endpoint = this.endpoint;
         this.tunnel = startTunnelAgent({
           url: this.c.tunnelServer,
-          credentials: () => ({ cert: client.cert, key: client.key, ca: this.c.caBundle }),
+          credentials: () => this.credentials(this.client!),
           onStream: (stream) => endpoint.handleConnection(stream),
           backoff: this.c.tunnelBackoff,
           minVersion: this.c.minVersion,
@@ -224,6 +290,7 @@ export class HollowNode {
       this.leaseRenewals++;
       this.lastLeaseError = undefined;
     } catch (e) {
+      this.leaseFailures++;
       this.lastLeaseError = (e as Error).message;
       throw e;
     }
@@ -237,7 +304,11 @@ export class HollowNode {
       ...(this.joinMs !== undefined ? { joinMs: this.joinMs, steps: { ...this.steps } } : {}),
       tunnelConnected: this.tunnel?.connected ?? false,
       leaseRenewals: this.leaseRenewals,
+      leaseFailures: this.leaseFailures,
       ...(this.lastLeaseError ? { lastLeaseError: this.lastLeaseError } : {}),
+      ...(this.client ? { clientIssuer: authorityKeyIdOf(this.client.leaf) } : {}),
+      ...(this.serving ? { servingIssuer: authorityKeyIdOf(this.serving.leaf) } : {}),
+      trust: { ...this.follower.stats, following: this.follower.following, bundleDigest: this.bundle.digest },
     };
   }
 
@@ -245,6 +316,7 @@ export class HollowNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.halt(new Error(`hollow node ${this.name} is stopping`));
+      this.follower.stop();
       this.leaveWheel?.();
       for (const api of this.apis) api.close();
       await this.joining?.catch(() => undefined);

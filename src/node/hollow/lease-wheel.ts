@@ -13,6 +13,8 @@ export interface LeaseWheelOptions {
 export interface LeaseWheelStats {
   members: number;
   renewals: number;
+  /** Renewals that failed (the node tries again on its next turn). */
+  failures: number;
   /** Turns given up because maxInFlight renewals were still running (the control plane is behind). */
   skipped: number;
   inFlight: number;
@@ -31,7 +33,7 @@ export class LeaseWheel {
   private timer: NodeJS.Timeout | undefined;
   private readonly inflight = new Set<Promise<void>>();
   private stopped = false;
-  private readonly counts = { renewals: 0, skipped: 0, members: 0 };
+  private readonly counts = { renewals: 0, failures: 0, skipped: 0, members: 0 };
 
   constructor(private readonly o: LeaseWheelOptions) {
     this.tickMs = o.tickMs ?? 100;
@@ -65,7 +67,7 @@ export class LeaseWheel {
         }
         const p = m.renew().then(
           () => void this.counts.renewals++,
-          () => undefined,
+          () => void this.counts.failures++,
         );
         this.inflight.add(p);
         void p.finally(() => this.inflight.delete(p));
