@@ -141,8 +141,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--cluster <name>', 'the cluster (default: the only one)')
     .option('--tail <lines>', 'only the last LINES lines')
     .option('-f, --follow', 'keep printing new lines until Ctrl-C')
-    .action(async (node: string, o: { cluster?: string; tail?: string; follow?: boolean }) => {
+    .option('-o, --output <format>', 'json: {cluster, node, lines} (not with --follow)')
+    .action(async (node: string, o: { cluster?: string; tail?: string; follow?: boolean; output?: string }) => {
       checkNodeName(node);
+      const fmt = outputFormat(o.output ?? globals().output);
+      if (fmt === 'json' && o.follow) throw invalid('-o json and --follow do not go together', 'leave out one of them');
       const q = new URLSearchParams();
       if (o.tail !== undefined) {
         if (!/^\d+$/.test(o.tail)) throw invalid(`--tail must be a whole number of lines, not "${o.tail}"`);
@@ -150,8 +153,12 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       }
       if (o.follow) q.set('follow', 'true');
       const query = q.size ? `?${q}` : '';
-      await withCluster(dataDirOf(globals()), o.cluster, async (api) => {
+      await withCluster(dataDirOf(globals()), o.cluster, async (api, cluster) => {
         const res = await api.stream(`/api/v1/nodes/${encodeURIComponent(node)}/proxy/logs${query}`, 'text/plain');
+        if (fmt === 'json') {
+          const text = await readAll(res);
+          return printJson({ cluster, node, lines: text.split('\n').filter((l) => l !== '') });
+        }
         await new Promise<void>((resolve, reject) => {
           const stop = () => res.destroy();
           process.once('SIGINT', stop);

@@ -1,10 +1,11 @@
 // `trustplane up`: the all-in-one local control plane: the CA service and the host as children, a cluster, its kubeconfig, how to use it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { buildKubeconfig } from '../fleet/kubeconfig.js';
-import { caPaths, clusterPaths, hostPaths } from '../util/datadir.js';
+import { caPaths, clusterPaths, defaultDataDir, hostPaths } from '../util/datadir.js';
 import { writeFileAtomic } from '../util/files.js';
 import { invalid, TrustplaneError } from '../util/errors.js';
 import { nodePaths } from '../node/state.js';
@@ -131,6 +132,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
             }
         });
         const first = o.output === 'json' ? undefined : kubeconfigs[0];
+        // The command as this user can type it: from a checkout (npm start) through npx; the data dir only when not the default.
+        const fromCheckout = resolve(BIN).startsWith(resolve(process.cwd()) + sep);
+        const tp = `${fromCheckout ? 'npx trustplane' : 'trustplane'}${resolve(dataDir) === resolve(defaultDataDir()) ? '' : ` --data-dir ${dataDir}`}`;
         if (o.output !== 'json' && !first) process.stdout.write('The control plane is up, but no cluster is serving yet (see above).\nPress Ctrl-C to stop.\n');
         if (first) {
           const name = first.split('/').slice(-2)[0];
@@ -143,11 +147,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
               '  kubectl get csr',
               '  kubectl auth whoami',
               ...(localNodes.length
-                ? [`  trustplane --data-dir ${dataDir} nodes list`, `  trustplane --data-dir ${dataDir} nodes logs ${localNodes[0].name} --tail 20`, `  trustplane --data-dir ${dataDir} nodes health ${localNodes[0].name}`]
+                ? [`  ${tp} nodes list`, `  ${tp} nodes logs ${localNodes[0].name} --tail 20`, `  ${tp} nodes health ${localNodes[0].name}`]
                 : []),
-              `  trustplane --data-dir ${dataDir} clusters describe ${name}`,
-              `  trustplane --data-dir ${dataDir} node-pools bootstrap-token default-pool --cluster ${name}`,
-              `  trustplane --data-dir ${dataDir} clusters get-credentials ${name}    # merges into ~/.kube/config`,
+              `  ${tp} clusters describe ${name}`,
+              `  ${tp} node-pools bootstrap-token default-pool --cluster ${name}`,
+              `  ${tp} clusters get-credentials ${name}    # merges into ~/.kube/config`,
               'Press Ctrl-C to stop.',
               '',
             ].join('\n'),

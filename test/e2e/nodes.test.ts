@@ -103,6 +103,9 @@ describe('nodes end to end: up --nodes 3, kubectl, nodes logs/health through the
         assert.equal(logs.status, 0, logs.stderr);
         assert.match(logs.stdout, /"node":"demo-node-1".*"msg":"node agent running"/);
         assert.ok(logs.stdout.trim().split('\n').length <= 50);
+        const logsJson = tpd(['nodes', 'logs', 'demo-node-1', '--tail', '3', '-o', 'json']);
+        assert.equal(logsJson.status, 0, logsJson.stderr);
+        assert.equal(JSON.parse(logsJson.stdout).lines.length, 3);
 
         // The node agents listen on no TCP port: the API server reached them through the tunnels they dialled.
         const agents = pids.filter((p) => /node (join|start)/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')));
