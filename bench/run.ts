@@ -1,10 +1,34 @@
 // `npm run bench [-- PREFIX...]`: runs every benchmark (or those with a figure name starting with a prefix) and prints one JSON line per figure.
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Benchmark, BenchResult } from './lib.js';
 
+/**
+ * Ctrl-C or SIGTERM in the middle of a benchmark skips its cleanup: stop the processes it started (this process's own
+ * children, by PID: control planes, etcd members) before leaving, so none is left behind.
+ */
+function stopChildrenOnSignal(): void {
+  const stop = (signal: NodeJS.Signals) => {
+    const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+    const pids = r.stdout.split('\n').map((l) => Number(l.trim())).filter((pid) => pid > 0 && pid !== r.pid);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    process.stderr.write(`bench: ${signal}: stopped ${pids.length} child process(es)\n`);
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
 async function main() {
+  stopChildrenOnSignal();
   const prefixes = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const here = dirname(fileURLToPath(import.meta.url));
   const files = readdirSync(here).filter((f) => f.endsWith('.bench.js')).sort();
