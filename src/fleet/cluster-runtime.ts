@@ -33,6 +33,8 @@ export interface ClusterConfig {
   create?: { keyAlgorithm?: unknown; lifetimes?: unknown };
   /** The current (or last) credential rotation, recorded before each of its steps. */
   rotation?: RotationRecord;
+  /** When the last rotation of each authority completed. */
+  lastRotations?: Partial<Record<AuthorityKind, string>>;
   /** Daily window (UTC) for optional automatic work, such as completing an automatic rotation. */
   maintenanceWindow?: MaintenanceWindow;
 }
@@ -172,6 +174,10 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     return new NodeHttpsAgent(t, { cert: c.cert, key: c.key, ca: bundle, minVersion: d.minVersion });
   };
 
+  /** The control plane's client certificate for its store, from the etcd API CA's active generation. */
+  const storeClientCredential = () =>
+    localCredential([{ type: 'CN', value: 'system:trustplane:apiserver' }], (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/etcd-client', csr }));
+
   const attempt = async () => {
     view = await d.fleetCa.describeCluster(config.name);
     const etcdApi = view.authorities.find((a) => a.kind === 'etcd-api')!.bundle;
@@ -185,7 +191,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       config.store = { type: 'embedded', port };
     }
     if (!store) {
-      const client = await localCredential([{ type: 'CN', value: 'system:trustplane:apiserver' }], (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/etcd-client', csr }));
+      const client = await storeClientCredential();
       const s = await openStore({ endpoints: storeUrls, tls: { ca: etcdApi, cert: client.cert, key: client.key }, timeoutMs: 5000 });
       try {
         await s.get('/registry/trustplane/nodepools/');
@@ -302,6 +308,19 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     view: () => view,
     async applyTrust(kind: AuthorityKind, next: ClusterView) {
       view = next;
+      if (kind === 'etcd-api') {
+        // The embedded store first (trust both generations, serve from the active one), then the client's certificate.
+        // A real etcd cluster's members hold certificates trustplane does not place: the lifetime controller does not
+        // rotate its etcd CAs (see fleet.ts).
+        await storeServer?.reloadTls();
+        if (store) {
+          const c = await storeClientCredential();
+          store.setTls({ ca: next.authorities.find((a) => a.kind === 'etcd-api')!.bundle, cert: c.cert, key: c.key });
+        }
+        log.info({ authority: kind, generations: next.authorities.find((a) => a.kind === kind)!.generations.map((g) => `g${g.generation}:${g.state}`) }, 'store trust updated');
+        return;
+      }
+      // The etcd peer CA certifies members to each other: the embedded store has no peers.
       if (kind !== 'root' || !api || !tunnel) return;
       const bundle = rootOf(next).bundle;
       // Trust first (both generations while a rotation runs), then the new certificates that need it.

@@ -23,7 +23,7 @@ import {
 } from './api.js';
 import { caCertHashOf, startClusterRuntime, type ClusterConfig, type ClusterRuntime, type RuntimeDeps } from './cluster-runtime.js';
 import { checkPoolName, createNodePool, createPoolToken, deleteNodePool, listNodePools } from './node-pools.js';
-import { AUTO_COMPLETE_GRACE_S, degradation, lifetimesOf, ROOT_ROTATE_BEFORE_S } from './lifetime.js';
+import { AUTO_COMPLETE_GRACE_S, degradation, lifetimesOf, rotateBeforeS } from './lifetime.js';
 import { advance, beginRotation, completeRotation, isRunning, type RotationDeps, type RotationRecord } from './rotation.js';
 import { authorityTitle, type AuthorityKind } from '../ca/authority.js';
 import { listNodeCredentials, liveCredential } from '../controllers/node-credentials.js';
@@ -187,6 +187,7 @@ export class Fleet {
       ca: this.ca,
       save: (r) => {
         c.rotation = r;
+        if (r.phase === 'done' && r.completedAt) c.lastRotations = { ...c.lastRotations, [r.authority]: r.completedAt };
         this.persist(c);
       },
       applyTrust: (kind, view) => rt.applyTrust(kind, view),
@@ -314,14 +315,20 @@ export class Fleet {
         return;
       }
       const view = await this.ca.describeCluster(name);
-      const root = lifetimesOf(view, now).find((l) => l.kind === 'root')!;
-      // A root CA whose whole lifetime is under the threshold would rotate on every look: once a day is enough.
-      const last = c.rotation as RotationRecord | undefined;
-      const recent = last?.completedAt !== undefined && now.getTime() - Date.parse(last.completedAt) < 86_400_000;
-      if (root.secondsLeft !== undefined && root.secondsLeft <= ROOT_ROTATE_BEFORE_S && !recent) {
-        this.d.log.warn({ cluster: name, notAfter: root.notAfter }, 'cluster root CA has 30 days or less left: starting an automatic credential rotation');
-        const r = await beginRotation(d, [], 'root', 'automatic');
+      for (const l of lifetimesOf(view, now)) {
+        if (l.secondsLeft === undefined || l.secondsLeft > rotateBeforeS(l.kind)) continue;
+        // An authority whose whole lifetime is under its threshold would rotate on every look: once a day is enough.
+        const lastDone = c.lastRotations?.[l.kind];
+        if (lastDone && now.getTime() - Date.parse(lastDone) < 86_400_000) continue;
+        if (l.kind !== 'root' && c.store.type === 'etcd') {
+          // The members of a real etcd cluster hold certificates trustplane does not place: say so, do not cut them off.
+          this.d.log.warn({ cluster: name, authority: l.kind, notAfter: l.notAfter }, `the ${l.title} expires soon; re-issue the etcd members' certificates with \`trustplane store member-certs\``);
+          continue;
+        }
+        this.d.log.warn({ cluster: name, authority: l.kind, notAfter: l.notAfter }, `the ${l.title} has ${Math.floor(l.secondsLeft / 86400)} days left: starting an automatic rotation`);
+        const r = await beginRotation(d, [], l.kind, 'automatic');
         await advance(d, r);
+        return; // one rotation at a time
       }
     });
   }

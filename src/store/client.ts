@@ -84,6 +84,8 @@ export interface Store {
   leaseTimeToLive(id: LeaseId): Promise<{ ttl: number; grantedTtl: number; keys: string[] } | null>;
   /** Every endpoint's status (an unreachable one carries `error`). */
   status(): Promise<EndpointStatus[]>;
+  /** New client credentials, for calls from now on; watches move to them without losing an event. */
+  setTls(tls: StoreTls): void;
   close(): Promise<void>;
 }
 
@@ -105,6 +107,10 @@ class StoreClient implements Store {
 
   get endpoints(): readonly string[] {
     return this.pool.endpoints.map((e) => e.url);
+  }
+
+  setTls(tls: StoreTls): void {
+    this.pool.setTls(tls);
   }
 
   async get(key: string): Promise<KeyValue | null> {

@@ -46,6 +46,25 @@ const passThrough = {
 
 const COOLDOWN_MS = 1000;
 
+/** An etcd3 client bound to one endpoint, with these credentials. */
+function connect(url: string, tls: StoreTls): Etcd3 {
+  return new Etcd3({
+    hosts: [url],
+    credentials: { rootCertificate: Buffer.from(tls.ca), privateKey: Buffer.from(tls.key), certChain: Buffer.from(tls.cert) },
+    faultHandling: { host: () => passThrough, global: passThrough },
+    grpcOptions: {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // A fresh subchannel per client, so a restarted member is dialed at once, not after a shared backoff.
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2000,
+      // Find a silently dead member (no RST) under a long-lived watch; etcd allows pings every 5 s.
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+    },
+  });
+}
+
 /**
  * Ends a stream this client no longer wants. Half-closing first matters: etcd3 treats an error on a stream that is
  * still writable — the CANCELLED a bare cancel() raises — as a failed host, and closes every channel to it.
@@ -63,6 +82,8 @@ export class EndpointPool {
   readonly endpoints: Endpoint[];
   private preferred = 0;
   private closed = false;
+  /** Connections replaced by setTls, closed when their grace period ends (or with the pool). */
+  private readonly retired = new Map<NodeJS.Timeout, Etcd3[]>();
 
   constructor(
     urls: string[],
@@ -71,32 +92,28 @@ export class EndpointPool {
     readonly timeoutMs: number,
   ) {
     if (urls.length === 0) throw new TrustplaneError('Invalid', 'no store endpoints given', 'pass at least one https://host:port endpoint');
-    const credentials = {
-      rootCertificate: Buffer.from(tls.ca),
-      privateKey: Buffer.from(tls.key),
-      certChain: Buffer.from(tls.cert),
-    };
-    this.endpoints = urls.map((url) => {
+    for (const url of urls) {
       if (!/^https:\/\/[^/]+$/.test(url)) {
         throw new TrustplaneError('Invalid', `store endpoint "${url}" is not of the form https://host:port`, 'the store is reached over TLS only');
       }
-      const etcd = new Etcd3({
-        hosts: [url],
-        credentials,
-        faultHandling: { host: () => passThrough, global: passThrough },
-        grpcOptions: {
-          'grpc.max_receive_message_length': 64 * 1024 * 1024,
-          // A fresh subchannel per client, so a restarted member is dialed at once, not after a shared backoff.
-          'grpc.use_local_subchannel_pool': 1,
-          'grpc.initial_reconnect_backoff_ms': 200,
-          'grpc.max_reconnect_backoff_ms': 2000,
-          // Find a silently dead member (no RST) under a long-lived watch; etcd allows pings every 5 s.
-          'grpc.keepalive_time_ms': 10_000,
-          'grpc.keepalive_timeout_ms': 5_000,
-        },
-      });
-      return { url, etcd, downUntil: 0 };
-    });
+    }
+    this.endpoints = urls.map((url) => ({ url, etcd: connect(url, tls), downUntil: 0 }));
+  }
+
+  /**
+   * New client credentials (a rotation of the etcd API CA): calls from now on go over new connections made with them.
+   * The old connections are closed after `graceMs`, when calls in flight on them have finished; watches on them end
+   * then and resume on the new ones from their next revision, as after any endpoint failure.
+   */
+  setTls(tls: StoreTls, graceMs = 5000): void {
+    if (this.closed) return;
+    const old = this.endpoints.map((ep) => ep.etcd);
+    for (const ep of this.endpoints) ep.etcd = connect(ep.url, tls);
+    const t = setTimeout(() => {
+      this.retired.delete(t);
+      for (const e of old) e.close();
+    }, graceMs);
+    this.retired.set(t, old);
   }
 
   /** The endpoint to use now: the preferred one unless it is cooling down after a failure. */
@@ -184,6 +201,11 @@ export class EndpointPool {
   close(): void {
     this.closed = true;
     for (const ep of this.endpoints) ep.etcd.close();
+    for (const [t, old] of this.retired) {
+      clearTimeout(t);
+      for (const e of old) e.close();
+    }
+    this.retired.clear();
   }
 
   get isClosed(): boolean {

@@ -34,6 +34,8 @@ export interface StoreEndpoint {
 
 export interface RunningStoreProcess {
   url: string;
+  /** After a step of an etcd API CA rotation: a serving certificate from the active generation, and its current bundle. */
+  reloadTls(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,6 +72,10 @@ export async function runStoreProcess(o: StoreProcessOptions): Promise<RunningSt
   writeFileAtomic(p.storeEndpoint, JSON.stringify(endpoint, null, 2) + '\n', 0o644);
   return {
     url: store.endpoint,
+    async reloadTls() {
+      const next = await storeServingTls(o.ca, o.cluster, host);
+      await store.setTls({ ...next, minVersion: o.minVersion });
+    },
     async stop() {
       await store.close();
       rmSync(p.storeEndpoint, { force: true });

@@ -14,6 +14,13 @@ async function main(): Promise<void> {
     return;
   }
   port.on('message', (m) => {
+    if (m && typeof m === 'object' && 'setTls' in m) {
+      void store.setTls(m.setTls).then(
+        () => port.postMessage({ tlsSet: m.id }),
+        (e: Error) => port.postMessage({ tlsFailed: m.id, message: e.message }),
+      );
+      return;
+    }
     if (m !== 'close') return;
     void store.close().then(() => port.postMessage({ closed: true }));
   });

@@ -7,12 +7,16 @@ import type { RunningStore, StoreServerOptions } from './server/index.js';
 type FromThread =
   | { started: { port: number; host: string; endpoint: string } }
   | { failed: { reason?: Reason; message: string; hint?: string } }
-  | { closed: true };
+  | { closed: true }
+  | { tlsSet: number }
+  | { tlsFailed: number; message: string };
 
 /** startStoreServer, on its own thread. Options must be plain data (no clock): they are copied to the thread. */
 export function startStoreServerThread(o: StoreServerOptions): Promise<RunningStore> {
   const worker = new Worker(new URL('./server-thread-main.js', import.meta.url), { workerData: o });
   let closing: Promise<void> | undefined;
+  let nextId = 0;
+  const tlsWaiters = new Map<number, { resolve(): void; reject(e: Error): void }>();
   return new Promise<RunningStore>((resolve, reject) => {
     let started = false;
     worker.on('message', (m: FromThread) => {
@@ -20,6 +24,13 @@ export function startStoreServerThread(o: StoreServerOptions): Promise<RunningSt
         started = true;
         resolve({
           ...m.started,
+          setTls(tls) {
+            const id = ++nextId;
+            return new Promise<void>((ok, fail) => {
+              tlsWaiters.set(id, { resolve: ok, reject: fail });
+              worker.postMessage({ setTls: tls, id });
+            });
+          },
           close() {
             closing ??= new Promise<void>((done) => {
               worker.once('exit', () => done());
@@ -32,6 +43,12 @@ export function startStoreServerThread(o: StoreServerOptions): Promise<RunningSt
         // The reason and hint the server gave, as if it had failed on this thread.
         reject(m.failed.reason ? new TrustplaneError(m.failed.reason, m.failed.message, m.failed.hint) : new Error(m.failed.message));
         void worker.terminate();
+      } else if ('tlsSet' in m) {
+        tlsWaiters.get(m.tlsSet)?.resolve();
+        tlsWaiters.delete(m.tlsSet);
+      } else if ('tlsFailed' in m) {
+        tlsWaiters.get(m.tlsFailed)?.reject(new TrustplaneError('Invalid', `the store cannot use the new certificates: ${m.message}`));
+        tlsWaiters.delete(m.tlsFailed);
       }
       // Closed: nothing of the store is left to wait for, whatever handle might still keep the thread's loop alive.
       else if ('closed' in m) void worker.terminate();

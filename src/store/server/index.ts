@@ -31,6 +31,8 @@ export interface RunningStore {
   port: number;
   host: string;
   endpoint: string /* https://host:port */;
+  /** New serving certificate and client CA bundle (a rotation of the etcd API CA); see TlsListener.setTls. */
+  setTls(tls: StoreServerOptions['tls']): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,9 @@ export async function startTunedStoreServer(o: StoreServerOptions, tuning: Parti
     port: listener.port,
     host,
     endpoint,
+    async setTls(tls) {
+      listener.setTls(tls);
+    },
     close() {
       closing ??= (async () => {
         const stopListening = listener.close();

@@ -1,5 +1,6 @@
 // The TLS listener in front of gRPC: trustplane's TLS policy with client certificates required, sockets handed to grpc-js.
 import type { Socket } from 'node:net';
+import { X509Certificate } from 'node:crypto';
 import { createServer, type TLSSocket } from 'node:tls';
 import { serverOptions, type MinVersion } from '../../tls/policy.js';
 import { TrustplaneError } from '../../util/errors.js';
@@ -13,9 +14,16 @@ export interface TlsMaterial {
 
 export interface TlsListener {
   port: number;
+  /**
+   * New serving certificate and client CA (a rotation of the etcd API CA) for new connections; open connections whose
+   * client certificate the new CA does not vouch for are closed, so a retired generation's certificates stop working.
+   */
+  setTls(tls: TlsMaterial): void;
   /** Stops accepting and destroys every open connection. */
   close(): Promise<void>;
 }
+
+const splitPem = (pem: string) => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 
 /**
  * grpc-js's own TLS credentials cannot carry the project's TLS policy (minimum version, suites, no tickets), so
@@ -28,7 +36,12 @@ export function listenTls(
   onSecure: (socket: TLSSocket) => void,
 ): Promise<TlsListener> {
   const sockets = new Set<Socket>();
-  const server = createServer({ ...serverOptions({ ...tls, clientCert: 'require' }), ALPNProtocols: ['h2'] }, (socket) => onSecure(socket));
+  const secure = new Set<TLSSocket>();
+  const server = createServer({ ...serverOptions({ ...tls, clientCert: 'require' }), ALPNProtocols: ['h2'] }, (socket) => {
+    secure.add(socket);
+    socket.once('close', () => secure.delete(socket));
+    onSecure(socket);
+  });
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -50,6 +63,14 @@ export function listenTls(
       const port = typeof addr === 'object' && addr ? addr.port : where.port;
       resolve({
         port,
+        setTls(next: TlsMaterial) {
+          server.setSecureContext(serverOptions({ ...next, clientCert: 'require' }));
+          const cas = splitPem(next.ca).map((pem) => new X509Certificate(pem));
+          for (const s of secure) {
+            const peer = s.getPeerX509Certificate();
+            if (peer && !cas.some((ca) => peer.verify(ca.publicKey))) s.destroy();
+          }
+        },
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
