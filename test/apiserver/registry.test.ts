@@ -81,6 +81,26 @@ describe('registry and watch', () => {
     assert.match(failed.reason.message, /Operation cannot be fulfilled on certificatesigningrequests.certificates.k8s.io "r1": the object has been modified/);
   });
 
+  it('an update that starts from the object this process last wrote still loses to a write made elsewhere (409)', async () => {
+    const created = await csrs.create(manifest('r-elsewhere'), ADMIN);
+    const key = '/registry/certificatesigningrequests/r-elsewhere';
+    // Another writer (another host, etcdctl) changes the object behind this process's back.
+    const kv = await c.store.get(key);
+    const theirs = JSON.parse(kv!.value.toString('utf8'));
+    theirs.metadata.labels = { theirs: '1' };
+    await c.store.put(key, JSON.stringify(theirs));
+    const mine = structuredClone(created);
+    mine.metadata.labels = { mine: '1' };
+    await assert.rejects(csrs.update(mine), (e: TrustplaneError) => e.reason === 'Conflict');
+    const now = await csrs.objects.get('r-elsewhere');
+    assert.deepEqual(now.metadata.labels, { theirs: '1' }, 'their write stands');
+    // From the current object, the same change goes through, twice in a row (the second from what was just written).
+    const once = await csrs.update({ ...now, metadata: { ...now.metadata, labels: { mine: '1' } } });
+    const twice = await csrs.update({ ...once, metadata: { ...once.metadata, labels: { mine: '2' } } });
+    assert.equal((await c.store.get(key))!.modRevision.toString(), twice.metadata.resourceVersion);
+    assert.deepEqual((await csrs.objects.get('r-elsewhere')).metadata.labels, { mine: '2' });
+  });
+
   it('generateName, and spec.username from the requester only', async () => {
     const m = manifest('');
     m.metadata = { name: '', generateName: 'csr-' };

@@ -50,6 +50,8 @@ export interface ListResult<T> {
 }
 
 const MAX_RETRIES = 16;
+/** Objects remembered as last written or read (see `latest`): enough for one Lease per node of a large cluster. */
+const LATEST_MAX = 20_000;
 
 export function parseResourceVersion(rv: string | undefined, what = 'resourceVersion'): bigint | undefined {
   if (rv === undefined || rv === '') return undefined;
@@ -59,6 +61,13 @@ export function parseResourceVersion(rv: string | undefined, what = 'resourceVer
 
 export class ObjectStore<T extends KubeObject> {
   private readonly cache: WatchCache<T>;
+  /**
+   * The stored bytes of each object as this process last wrote or read them, with their mod revision. An update whose
+   * resourceVersion precondition names that revision (a node renewing its Lease with what it got back last time) starts
+   * from them without reading the store; the compare-and-swap still proves them current, so a stale entry only costs
+   * the read it would have cost anyway.
+   */
+  private readonly latest = new Map<string, { value: string; rev: bigint }>();
 
   constructor(
     readonly store: Store,
@@ -78,6 +87,12 @@ export class ObjectStore<T extends KubeObject> {
     return obj;
   }
 
+  private remember(name: string, value: string, rev: bigint): void {
+    this.latest.delete(name);
+    this.latest.set(name, { value, rev });
+    if (this.latest.size > LATEST_MAX) this.latest.delete(this.latest.keys().next().value as string);
+  }
+
   private encode(obj: T): string {
     const { resourceVersion: _, ...metadata } = obj.metadata;
     return JSON.stringify({ ...obj, apiVersion: this.info.apiVersion, kind: this.info.kind, metadata });
@@ -85,7 +100,12 @@ export class ObjectStore<T extends KubeObject> {
 
   async tryGet(name: string): Promise<T | null> {
     const kv = await this.store.get(this.key(name));
-    return kv ? this.decode(kv.value, kv.modRevision) : null;
+    if (!kv) {
+      this.latest.delete(name);
+      return null;
+    }
+    this.remember(name, kv.value.toString('utf8'), kv.modRevision);
+    return this.decode(kv.value, kv.modRevision);
   }
 
   async get(name: string): Promise<T> {
@@ -123,9 +143,11 @@ export class ObjectStore<T extends KubeObject> {
         if (!generated && (await this.store.get(this.key(m.name)))) throw alreadyExistsError(this.info, m.name);
         return candidate;
       }
-      const r = await this.store.updateIfModRevision(this.key(m.name), this.encode(candidate), 0n);
+      const encoded = this.encode(candidate);
+      const r = await this.store.updateIfModRevision(this.key(m.name), encoded, 0n);
       if (r.ok) {
         m.resourceVersion = r.modRevision.toString();
+        this.remember(m.name, encoded, r.modRevision);
         return candidate;
       }
       if (!generated || attempt >= 8) throw alreadyExistsError(this.info, m.name);
@@ -143,6 +165,10 @@ export class ObjectStore<T extends KubeObject> {
    */
   async update(name: string, mutate: (current: T) => T | Promise<T>, pre: Preconditions = {}, o: WriteOptions = {}, known?: T): Promise<T> {
     const wantRv = parseResourceVersion(pre.resourceVersion);
+    if (!known && wantRv !== undefined) {
+      const l = this.latest.get(name);
+      if (l && l.rev === wantRv) known = this.decode(Buffer.from(l.value, 'utf8'), l.rev);
+    }
     const knownRv = known && /^[0-9]{1,19}$/.test(known.metadata.resourceVersion ?? '') ? BigInt(known.metadata.resourceVersion!) : undefined;
     if (known && knownRv !== undefined && known.metadata.name === name && !o.dryRun && (wantRv === undefined || wantRv === knownRv)) {
       let next: T | undefined;
@@ -152,9 +178,11 @@ export class ObjectStore<T extends KubeObject> {
         next = undefined;
       }
       if (next && !isDeepStrictEqual(next, known)) {
-        const r = await this.store.updateIfModRevision(this.key(name), this.encode(next), knownRv);
+        const encoded = this.encode(next);
+        const r = await this.store.updateIfModRevision(this.key(name), encoded, knownRv);
         if (r.ok) {
           next.metadata.resourceVersion = r.modRevision.toString();
+          this.remember(name, encoded, r.modRevision);
           return next;
         }
         if (r.modRevision === 0n) throw notFoundError(this.info, name);
@@ -166,9 +194,11 @@ export class ObjectStore<T extends KubeObject> {
       const current = this.decode(kv.value, kv.modRevision);
       const next = await this.change(current, kv.modRevision, mutate, wantRv, pre.uid);
       if (isDeepStrictEqual(next, current) || o.dryRun) return next;
-      const r = await this.store.updateIfModRevision(this.key(name), this.encode(next), kv.modRevision);
+      const encoded = this.encode(next);
+      const r = await this.store.updateIfModRevision(this.key(name), encoded, kv.modRevision);
       if (r.ok) {
         next.metadata.resourceVersion = r.modRevision.toString();
+        this.remember(name, encoded, r.modRevision);
         return next;
       }
       if (r.modRevision === 0n) throw notFoundError(this.info, name);
@@ -202,7 +232,10 @@ export class ObjectStore<T extends KubeObject> {
       this.checkPreconditions(current, kv.modRevision, wantRv, pre.uid);
       if (o.dryRun) return current;
       const r = await this.store.deleteIfModRevision(this.key(name), kv.modRevision);
-      if (r.ok) return current;
+      if (r.ok) {
+        this.latest.delete(name);
+        return current;
+      }
       if (r.modRevision === 0n) throw notFoundError(this.info, name);
       if (wantRv !== undefined || attempt >= MAX_RETRIES) throw conflictError(this.info, name);
     }
