@@ -197,6 +197,25 @@ function b64u(b: Buffer): string {
  * P-256 verifies here, the JWK path about one (it runs a full key check, a scalar multiplication).
  */
 export function importPublicKey(info: PublicKeyInfo): KeyObject {
+  // CA keys verify every certificate of their cluster: import each once. A key is immutable, so the object is shared;
+  // the least recently used go first, so the few keys in constant use stay while one-off CSR keys pass through.
+  const id = info.der.toString('base64');
+  const hit = IMPORTED.get(id);
+  if (hit) {
+    IMPORTED.delete(id);
+    IMPORTED.set(id, hit);
+    return hit;
+  }
+  const key = importPublicKeyUncached(info);
+  IMPORTED.set(id, key);
+  if (IMPORTED.size > IMPORTED_MAX) IMPORTED.delete(IMPORTED.keys().next().value as string);
+  return key;
+}
+
+const IMPORTED = new Map<string, KeyObject>();
+const IMPORTED_MAX = 256;
+
+function importPublicKeyUncached(info: PublicKeyInfo): KeyObject {
   try {
     const a = info.algorithm;
     if (a.kind === 'ec' && info.keyBits[0] === 0x04) {

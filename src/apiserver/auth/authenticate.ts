@@ -117,18 +117,25 @@ export class Authenticator {
 
   private judge(socket: TLSSocket): Verdict {
     const none = (until = Infinity): Verdict => ({ generation: this.generation, user: null, until });
-    const ders = typeof socket.getPeerCertificate === 'function' ? peerChain(socket) : [];
-    if (ders.length === 0) return none();
+    if (typeof socket.getPeerCertificate !== 'function') return none();
+    // The leaf alone first: it chains straight to a root unless a rotation put a cross-certificate in between, and the
+    // detailed chain (every certificate as a JS object) costs more than the verification itself.
+    const leafDer = socket.getPeerCertificate(false)?.raw;
+    if (!leafDer) return none();
     const at = this.clock.now();
     let path: ParsedCertificate[];
     try {
-      const [leaf, ...rest] = ders.map((d) => parseCertificate(d));
-      path = verifyChain(leaf, rest, this.roots, { at, purpose: 'clientAuth' });
+      try {
+        path = verifyChain(parseCertificate(leafDer), [], this.roots, { at, purpose: 'clientAuth' });
+      } catch {
+        const [leaf, ...rest] = peerChain(socket).map((d) => parseCertificate(d));
+        path = verifyChain(leaf, rest, this.roots, { at, purpose: 'clientAuth' });
+      }
     } catch (e) {
       const refused: Verdict = { ...none(), refused: (e as Error).message };
       if (this.retired.length === 0) return refused;
       try {
-        const [leaf, ...rest] = ders.map((d) => parseCertificate(d));
+        const [leaf, ...rest] = peerChain(socket).map((d) => parseCertificate(d));
         verifyChain(leaf, rest, this.retired, { at, purpose: 'clientAuth' });
         return { ...refused, retired: true };
       } catch {
