@@ -134,6 +134,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         const first = o.output === 'json' ? undefined : kubeconfigs[0];
         // The command as this user can type it: from a checkout (npm start) through npx; the data dir only when not the default.
         const fromCheckout = resolve(BIN).startsWith(resolve(process.cwd()) + sep);
+        const metricsUrl = existsSync(hp.endpoint) ? (JSON.parse(readFileSync(hp.endpoint, 'utf8')) as { metricsUrl?: string }).metricsUrl : undefined;
         const tp = `${fromCheckout ? 'npx trustplane' : 'trustplane'}${resolve(dataDir) === resolve(defaultDataDir()) ? '' : ` --data-dir ${dataDir}`}`;
         if (o.output !== 'json' && !first) process.stdout.write('The control plane is up, but no cluster is serving yet (see above).\nPress Ctrl-C to stop.\n');
         if (first) {
@@ -141,6 +142,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
           process.stdout.write(
             [
               `The control plane is up. The admin kubeconfig is ${first}`,
+              ...(metricsUrl ? [`Prometheus metrics (CA expiry, rotations, nodes per generation): ${metricsUrl}`] : []),
               'Try, in another terminal:',
               `  export KUBECONFIG=${first}`,
               '  kubectl get nodes',
