@@ -61,11 +61,18 @@ export function trustFollowUp(t: TrustHeader, node: { bundleDigest: string; auth
   return refreshBundle || reissue ? { refreshBundle, reissue } : undefined;
 }
 
+const serialsOf = (leaves: ParsedCertificate[]) => leaves.map((l) => l.serialHex).join(',');
+
 export class TrustFollower {
   readonly stats: TrustFollowerStats = { followUps: 0, reissued: 0, failures: 0 };
-  /** The last header value that asked nothing: the same value again is dismissed with one compare. */
+  /**
+   * The last header value that asked nothing, with the serials the node held then: the same again is dismissed with
+   * one compare. A certificate that arrives later (a serving certificate requested just before the rotation, issued
+   * by the old generation) changes the serials, so it is looked at.
+   */
   private settled = '';
-  private triedSigner = '';
+  /** The signer tried, with the serials held once that try ended: the same state is not tried again in a loop. */
+  private tried = '';
   private running: Promise<void> | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
@@ -74,19 +81,23 @@ export class TrustFollower {
 
   /** Give it the trust header of every API answer (ApiClient's onTrustHeader). */
   readonly observe = (value: string): void => {
-    if (value === this.settled || this.running || this.stopped) return;
+    if (this.running || this.stopped) return;
+    const held = this.held();
+    const state = `${value}|${serialsOf(held)}`;
+    if (state === this.settled) return;
     const t = parseTrustHeader(value);
     if (!t) return;
-    const ask = trustFollowUp(t, { bundleDigest: this.o.bundleDigest(), authorityKeyIds: this.held().map(authorityKeyIdOf), triedSigner: this.triedSigner });
+    const triedSigner = this.tried === `${t.signer}|${serialsOf(held)}` ? t.signer : '';
+    const ask = trustFollowUp(t, { bundleDigest: this.o.bundleDigest(), authorityKeyIds: held.map(authorityKeyIdOf), triedSigner });
     if (!ask) {
-      this.settled = value;
+      this.settled = state;
       return;
     }
     this.stats.followUps++;
     this.running = this.follow(t, ask)
       .catch((e: Error) => {
         if (this.stopped) return;
-        this.triedSigner = '';
+        this.tried = '';
         this.stats.failures++;
         this.stats.lastError = e.message;
         this.o.log.warn({ err: e.message }, 'following the credential rotation failed; trying again on a later answer');
@@ -117,7 +128,7 @@ export class TrustFollower {
   private async follow(t: TrustHeader, ask: { refreshBundle: boolean; reissue: boolean }): Promise<void> {
     if (ask.refreshBundle) await this.o.refreshBundle(t);
     if (!ask.reissue) return;
-    this.triedSigner = t.signer;
+    this.tried = `${t.signer}|${serialsOf(this.held())}`;
     const jitter = Math.floor((this.o.random ?? Math.random)() * (this.o.jitterMs ?? 0));
     if (jitter > 0) await this.sleep(jitter);
     if (this.stopped) return;
@@ -132,6 +143,7 @@ export class TrustFollower {
       }
     };
     await (this.o.schedule ? this.o.schedule(reissues) : reissues());
+    this.tried = `${t.signer}|${serialsOf(this.held())}`;
   }
 
   private sleep(ms: number): Promise<void> {

@@ -231,6 +231,16 @@ describe('TrustFollower: what a trust header asks of a node, and one follow-up a
     f.observe(`${D2};signer=bb`);
     assert.equal(f.following, false, 'settled: nothing left to do');
 
+    // A certificate that arrives after the follow-up (requested just before the rotation, issued by the old
+    // generation) is seen on the next answer, though the header did not change, and re-issued.
+    certs.serving = { ...leaf('aa'), serialHex: 'late' } as ParsedCertificate;
+    f.observe(`${D2};signer=bb`);
+    assert.equal(f.following, true, 'the late certificate is looked at');
+    await f.idle();
+    assert.deepEqual(issued, ['client', 'serving', 'serving']);
+    f.observe(`${D2};signer=bb`);
+    assert.equal(f.following, false, 'settled again');
+
     // stop() ends a jitter wait at once, and nothing is re-issued.
     const g = new TrustFollower({ bundleDigest: () => D2, refreshBundle: async () => undefined, certificates: [{ what: 'client certificate', leaf: () => leaf('aa'), reissue: async () => assert.fail('re-issued after stop') }], jitterMs: 60_000, random: () => 1, log: silentLogger });
     g.observe(`${D2};signer=bb`);
