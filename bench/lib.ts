@@ -1,6 +1,10 @@
 // Shared pieces of the benchmarks: the result line format and anchors measured in the same run.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'node:https';
+import { clusterPaths } from '../src/util/datadir.js';
+import type { ControlPlane } from '../test/helpers/control-plane.js';
 
 export interface BenchResult {
   bench: string;
@@ -83,4 +87,32 @@ export function ensureFileLimit(count: number): string {
     process.stderr.write(`bench: ${count} nodes need about ${need} file descriptors per process; the limit is ${soft} and could not be raised\n`);
     return `nofile ${soft} (needed ${need}; not raised)`;
   }
+}
+
+/** One GET with a client certificate on a connection of its own. */
+export function httpsGet(url: string, creds: { ca: string; cert: string; key: string }): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca: creds.ca, cert: creds.cert, key: creds.key, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * The control plane's processes (host, CA, and the cluster's store when it has a process of its own) and their CPU:
+ * `cpu()` reads each one's milliseconds now, `spent(a, b)` adds up what they used between two readings.
+ */
+export function controlPlaneCpu(cp: ControlPlane, cluster: string) {
+  const storeEp = clusterPaths(cp.dataDir, cluster).storeEndpoint;
+  const storePid = existsSync(storeEp) ? (JSON.parse(readFileSync(storeEp, 'utf8')) as { pid: number }).pid : undefined;
+  const pids = { host: cp.host.child.pid!, ca: cp.ca.child.pid!, ...(storePid && storePid !== cp.host.child.pid ? { store: storePid } : {}) };
+  return {
+    pids,
+    cpu: () => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)])) as Record<string, number>,
+    spent: (a: Record<string, number>, b: Record<string, number>) => Object.keys(a).reduce((sum, k) => sum + (b[k] - a[k]), 0),
+  };
 }

@@ -1,25 +1,21 @@
 // Hollow nodes joining a real control plane (CA service and host as their own processes): nodes joined per second, token
 // to Ready with the tunnel up, and control-plane CPU per joined node, beside the CA's raw signing of the same two
 // certificates measured in the same run. NODES_BENCH_COUNT (default 1,000) sets N; NODES_BENCH_CONCURRENCY the joins in flight.
-import { existsSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { adminKubeconfigEntry } from '../src/cli/clusters.js';
 import { startHollowNodes, type HollowProgress } from '../src/node/hollow.js';
 import { buildCsr, generateKeyPair, pemEncode } from '../src/pki/index.js';
-import { clusterPaths } from '../src/util/datadir.js';
 import { startControlPlane } from '../test/helpers/control-plane.js';
 import { tempDir } from '../test/helpers/tmp.js';
-import { cpuMs, ensureFileLimit, percentile, result, type Benchmark, type BenchResult } from './lib.js';
+import { controlPlaneCpu, cpuMs, ensureFileLimit, httpsGet, percentile, result, type Benchmark, type BenchResult } from './lib.js';
 
 const CLUSTER = 'bench';
 const AIM_CPU_MS_PER_NODE = 10;
 const HEALTHZ_SAMPLE = 50;
 const IDLE_SECONDS = 10;
-
-
 
 function rssKib(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -30,19 +26,6 @@ const gc: () => void = (() => {
   setFlagsFromString('--expose_gc');
   return runInNewContext('gc') as () => void;
 })();
-
-
-function get(url: string, creds: { ca: string; cert: string; key: string }): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { ca: creds.ca, cert: creds.cert, key: creds.key, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function prepareCsrs(count: number): Promise<string[]> {
   const out: string[] = [];
@@ -69,11 +52,7 @@ const bench: Benchmark = {
       const token = await fleet.bootstrapToken(CLUSTER, 'default-pool', { ttlSeconds: 6 * 3600 });
       const admin = await adminKubeconfigEntry(fleet, CLUSTER);
       const adminCreds = { ca: admin.caBundle, cert: admin.clientCert, key: admin.clientKey };
-      const storeEp = clusterPaths(cp.dataDir, CLUSTER).storeEndpoint;
-      const storePid = existsSync(storeEp) ? (JSON.parse(readFileSync(storeEp, 'utf8')) as { pid: number }).pid : undefined;
-      const pids = { host: cp.host.child.pid!, ca: cp.ca.child.pid!, ...(storePid && storePid !== cp.host.child.pid ? { store: storePid } : {}) };
-      const cpu = () => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)])) as Record<string, number>;
-      const cpuSum = (a: Record<string, number>, b: Record<string, number>) => Object.keys(a).reduce((s, k) => s + (b[k] - a[k]), 0);
+      const { pids, cpu, spent: cpuSum } = controlPlaneCpu(cp, CLUSTER);
 
       // Anchor: the CA signing kubelet client CSRs with nothing around it (sign-batch, 4 batches of 125 in flight).
       const ca = cp.ca.fleet();
@@ -108,14 +87,14 @@ const bench: Benchmark = {
         if (s.ready === 0) throw new Error(`no hollow node joined: ${s.errors.join('; ')}`);
 
         // Ready as the control plane sees it, and the node endpoint through the API server and the tunnel for a sample.
-        const listed = JSON.parse((await get(`${token.server}/api/v1/nodes`, adminCreds)).text) as { items: Array<{ metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> };
+        const listed = JSON.parse((await httpsGet(`${token.server}/api/v1/nodes`, adminCreds)).text) as { items: Array<{ metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> };
         const readyListed = listed.items.filter((n) => n.metadata.name.startsWith('hollow-') && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
         const sample = [...h.names].sort(() => Math.random() - 0.5).slice(0, HEALTHZ_SAMPLE);
         const healthMs: number[] = [];
         let healthOk = 0;
         for (const name of sample) {
           const t = performance.now();
-          const r = await get(`${token.server}/api/v1/nodes/${name}/proxy/healthz`, adminCreds).catch(() => ({ status: 0, text: '' }));
+          const r = await httpsGet(`${token.server}/api/v1/nodes/${name}/proxy/healthz`, adminCreds).catch(() => ({ status: 0, text: '' }));
           healthMs.push(performance.now() - t);
           if (r.status === 200 && r.text === 'ok') healthOk++;
         }

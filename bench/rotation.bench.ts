@@ -4,45 +4,26 @@
 // asks two certificates per node, as a join does). ROTATION_BENCH_NODES (default 1,000) sets N;
 // ROTATION_BENCH_CONCURRENCY the joins and the re-issues in flight (default 64); ROTATION_BENCH_JITTER_MS the nodes'
 // random delay before re-issuing (default the hollow nodes' own, 10 s).
-import { existsSync, readFileSync } from 'node:fs';
-import type { IncomingHttpHeaders } from 'node:http';
-import { request } from 'node:https';
 import { cpus, loadavg } from 'node:os';
 import { parseTrustHeader } from '../src/apiserver/api/cluster-info.js';
 import { adminKubeconfigEntry } from '../src/cli/clusters.js';
 import { ApiClient } from '../src/node/api-client.js';
 import { startHollowNodes, type HollowProgress } from '../src/node/hollow.js';
-import { clusterPaths } from '../src/util/datadir.js';
 import { TrustplaneError } from '../src/util/errors.js';
 import { waitFor } from '../src/util/wait.js';
 import { startControlPlane } from '../test/helpers/control-plane.js';
 import { tempDir } from '../test/helpers/tmp.js';
-import { cpuMs, ensureFileLimit, result, type Benchmark, type BenchResult } from './lib.js';
+import { controlPlaneCpu, ensureFileLimit, httpsGet, result, type Benchmark, type BenchResult } from './lib.js';
 
 const CLUSTER = 'bench-rot';
 const HEALTHZ_SAMPLE = 20;
 /** The steady load measured alone before the rotation, to tell the rotation's own CPU from it. */
 const BASELINE_SECONDS = 10;
 
-
-
-
 interface Creds {
   ca: string;
   cert: string;
   key: string;
-}
-
-function get(url: string, creds: Creds): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { ca: creds.ca, cert: creds.cert, key: creds.key, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 const bench: Benchmark = {
@@ -60,11 +41,7 @@ const bench: Benchmark = {
       await fleet.create({ name: CLUSTER });
       const token = await fleet.bootstrapToken(CLUSTER, 'default-pool', { ttlSeconds: 6 * 3600 });
       const oldAdmin = await adminKubeconfigEntry(fleet, CLUSTER);
-      const storeEp = clusterPaths(cp.dataDir, CLUSTER).storeEndpoint;
-      const storePid = existsSync(storeEp) ? (JSON.parse(readFileSync(storeEp, 'utf8')) as { pid: number }).pid : undefined;
-      const pids = { host: cp.host.child.pid!, ca: cp.ca.child.pid!, ...(storePid && storePid !== cp.host.child.pid ? { store: storePid } : {}) };
-      const cpu = () => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)])) as Record<string, number>;
-      const cpuSum = (a: Record<string, number>, b: Record<string, number>) => Object.keys(a).reduce((s, k) => s + (b[k] - a[k]), 0);
+      const { cpu, spent: cpuSum } = controlPlaneCpu(cp, CLUSTER);
 
       // The anchor: the same N nodes joining (token → client CSR → Node and Lease → serving CSR → tunnel).
       const join0 = cpu();
@@ -133,7 +110,7 @@ const bench: Benchmark = {
         const t0 = performance.now();
         await fleet.update(CLUSTER, { startCredentialRotation: true });
         const startedS = (performance.now() - t0) / 1000;
-        const signer = parseTrustHeader(String((await get(`${token.server}/version`, admin)).headers['x-trustplane-trust-bundle'] ?? ''))?.signer;
+        const signer = parseTrustHeader(String((await httpsGet(`${token.server}/version`, admin)).headers['x-trustplane-trust-bundle'] ?? ''))?.signer;
         if (!signer) throw new Error('the API server named no signer in its trust header after the rotation started');
         let lastReport = 0;
         await waitFor(`every hollow node on the new generation`, () => {
@@ -180,7 +157,7 @@ const bench: Benchmark = {
         const sample = [...h.names].sort(() => Math.random() - 0.5).slice(0, HEALTHZ_SAMPLE);
         let healthOk = 0;
         for (const name of sample) {
-          const r = await get(`${token.server}/api/v1/nodes/${name}/proxy/healthz`, admin).catch(() => ({ status: 0, text: '' }));
+          const r = await httpsGet(`${token.server}/api/v1/nodes/${name}/proxy/healthz`, admin).catch(() => ({ status: 0, text: '' }));
           if (r.status === 200 && r.text === 'ok') healthOk++;
         }
 

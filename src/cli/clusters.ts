@@ -13,7 +13,7 @@ import { systemClock } from '../util/clock.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { invalid } from '../util/errors.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
-import { outputFormat, printJson, printTable } from './output.js';
+import { confirmByName, outputFormat, printJson, printTable } from './output.js';
 
 const ALGORITHMS: Record<string, KeyAlgorithm> = {
   p256: { kind: 'ec', curve: 'P-256' },
@@ -247,14 +247,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .description("delete a cluster and destroy its CA keys in the key store (cannot be undone)")
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (name: string, o: { yes?: boolean }) => {
-      if (!o.yes) {
-        if (!process.stdin.isTTY) throw invalid(`refusing to delete cluster "${name}" without confirmation`, 'pass --yes');
-        const { createInterface } = await import('node:readline/promises');
-        const rl = createInterface({ input: process.stdin, output: process.stdout });
-        const answer = await rl.question(`Delete cluster "${name}" and destroy its CA keys? Type the cluster name to confirm: `);
-        rl.close();
-        if (answer.trim() !== name) throw invalid('not confirmed; nothing was deleted');
-      }
+      if (!o.yes) await confirmByName(`Delete cluster "${name}" and destroy its CA keys?`, name, { doing: `delete cluster "${name}"`, undone: 'deleted' });
       await using(fleetApi(dataDirOf(globals())), async (f) => {
         await f.delete(name);
         process.stdout.write(`Deleted cluster ${name}; its CA keys are destroyed.\n`);

@@ -10,7 +10,7 @@ import { adminKubeconfigEntry } from './clusters.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { commandGroup } from './groups.js';
 import { registerSimulate } from './nodes-simulate.js';
-import { outputFormat, printJson, printTable } from './output.js';
+import { confirmByName, outputFormat, printJson, printTable } from './output.js';
 
 /** As the node lifecycle controller's grace period: a Lease older than this means the agent has stopped reporting. */
 const LEASE_GRACE_S = 40;
@@ -187,14 +187,7 @@ export function registerRevoke(nodes: Command, globals: () => GlobalOptions): vo
     .action(async (node: string, o: { cluster?: string; yes?: boolean; output?: string }) => {
       const fmt = outputFormat(o.output ?? globals().output);
       checkNodeName(node);
-      if (!o.yes) {
-        if (!process.stdin.isTTY) throw invalid(`refusing to revoke node "${node}" without confirmation`, 'pass --yes');
-        const { createInterface } = await import('node:readline/promises');
-        const rl = createInterface({ input: process.stdin, output: process.stdout });
-        const answer = await rl.question(`Revoke every credential of node "${node}"? Type the node name to confirm: `);
-        rl.close();
-        if (answer.trim() !== node) throw invalid('not confirmed; nothing was revoked');
-      }
+      if (!o.yes) await confirmByName(`Revoke every credential of node "${node}"?`, node, { doing: `revoke node "${node}"`, undone: 'revoked' });
       await using(fleetApi(dataDirOf(globals())), async (f) => {
         const cluster = await clusterOf(f, o.cluster);
         const r = await f.revokeNode(cluster, node);

@@ -251,24 +251,20 @@ export class Fleet {
   /** How many nodes hold, as their newest live client certificate, one from each cluster root CA generation. */
   async nodesByGeneration(name: string): Promise<Map<number, number>> {
     const out = new Map<number, number>();
-    const now = this.d.clock.now();
-    for (const { record } of await listNodeCredentials(this.running(name).store())) {
-      const live = liveCredential(record, now);
-      if (live) out.set(live.generation, (out.get(live.generation) ?? 0) + 1);
-    }
+    for (const gen of (await liveGenerations(this.running(name).store(), this.d.clock.now())).values()) out.set(gen, (out.get(gen) ?? 0) + 1);
     return out;
   }
 
   async lifetime(name: string): Promise<CredentialLifetime> {
     const c = this.config(name);
-    const [view, described] = await Promise.all([this.ca.describeCluster(name), this.describe(name)]);
+    const described = await this.describe(name);
     const now = this.d.clock.now();
     return {
       cluster: name,
       status: described.status,
       statusMessage: described.statusMessage,
       now: now.toISOString(),
-      authorities: lifetimesOf(view, now, c.rotation ? [c.rotation] : []),
+      authorities: lifetimesOf(described, now, c.rotation ? [c.rotation] : []),
       ...(c.rotation ? { rotation: c.rotation } : {}),
       ...(c.maintenanceWindow ? { maintenanceWindow: c.maintenanceWindow } : {}),
     };
@@ -295,16 +291,16 @@ export class Fleet {
     const c = this.configs.get(name);
     const rt = this.runtimes.get(name);
     if (!c || c.state !== 'ready' || !rt || rt.status().status !== 'RUNNING') return;
-    // One log line (an event) for each change of the cluster's status.
-    const now0 = await this.describe(name);
-    if (this.lastStatus.get(name) !== now0.status) {
-      const level = now0.status === 'DEGRADED' ? 'warn' : 'info';
-      this.d.log[level]({ cluster: name, status: now0.status, was: this.lastStatus.get(name) ?? null, message: now0.statusMessage }, `cluster ${name} is ${now0.status}`);
-      this.lastStatus.set(name, now0.status);
-    }
     await this.rotationLock(name).run(async () => {
       const d = this.rotationDeps(c, rt);
       const now = this.d.clock.now();
+      const view = await this.ca.describeCluster(name);
+      // One log line (an event) for each change of the cluster's status.
+      const { status, message } = lifetimeStatus(view, c.rotation, now, rt.status().message);
+      if (this.lastStatus.get(name) !== status) {
+        this.d.log[status === 'DEGRADED' ? 'warn' : 'info']({ cluster: name, status, was: this.lastStatus.get(name) ?? null, message }, `cluster ${name} is ${status}`);
+        this.lastStatus.set(name, status);
+      }
       if (isRunning(c.rotation)) {
         const r = c.rotation;
         if (r.phase !== 'moving') return advance(d, r);
@@ -314,7 +310,6 @@ export class Fleet {
         if (late.length === 0 || graceOver) await completeRotation(d, r, graceOver);
         return;
       }
-      const view = await this.ca.describeCluster(name);
       for (const l of lifetimesOf(view, now)) {
         if (l.secondsLeft === undefined || l.secondsLeft > rotateBeforeS(l.kind)) continue;
         // An authority whose whole lifetime is under its threshold would rotate on every look: once a day is enough.
@@ -454,13 +449,19 @@ function lifetimeStatus(view: ClusterView, rotation: RotationRecord | undefined,
 }
 
 /** Nodes whose newest live client credential was issued by a root CA generation older than `to`. */
-async function laggards(store: Store, to: number, now: Date): Promise<string[]> {
-  const out: string[] = [];
+/** Each node's cluster root CA generation: that of its newest live client credential (nodes with none are left out). */
+async function liveGenerations(store: Store, now: Date): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
   for (const { record } of await listNodeCredentials(store)) {
     const live = liveCredential(record, now);
-    if (live && live.generation < to) out.push(record.node);
+    if (live) out.set(record.node, live.generation);
   }
-  return out.sort();
+  return out;
+}
+
+/** Nodes whose newest live client credential was issued by a root CA generation older than `to`. */
+async function laggards(store: Store, to: number, now: Date): Promise<string[]> {
+  return [...(await liveGenerations(store, now))].filter(([, gen]) => gen < to).map(([node]) => node).sort();
 }
 
 function checkWindow(w: MaintenanceWindow): MaintenanceWindow {

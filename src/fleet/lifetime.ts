@@ -39,7 +39,7 @@ export function rotateBeforeS(kind: AuthorityKind): number {
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Per authority: its generations with their time left, and what happens next. */
-export function lifetimesOf(view: ClusterView, now: Date, rotations: RotationRecord[] = []): AuthorityLifetime[] {
+export function lifetimesOf(view: Pick<ClusterView, 'authorities'>, now: Date, rotations: RotationRecord[] = []): AuthorityLifetime[] {
   const t = now.getTime();
   return AUTHORITY_KINDS.map((kind) => {
     const a = view.authorities.find((x) => x.kind === kind);

@@ -92,12 +92,17 @@ export class Applier {
 
   // ---- reads -------------------------------------------------------------------------------------------------
 
-  range(req: RangeRequest, current = this.store.rev): RangeResponse {
+  /** The revision a read is served at (null: the current one), after etcd's checks: not in the future, not compacted. */
+  private readAt(req: RangeRequest, current: number): number | null {
     let rev = num(req.revision);
     if (rev > current) throw Errors.futureRev();
     if (rev <= 0) rev = current;
     if (rev < this.store.compactRev) throw Errors.compacted();
-    const at = rev === current ? null : rev;
+    return rev === current ? null : rev;
+  }
+
+  range(req: RangeRequest, current = this.store.rev): RangeResponse {
+    const at = this.readAt(req, current);
     const r = keyRange(req.key, req.range_end);
     if (req.count_only) return { header: { revision: current }, kvs: [], more: false, count: this.store.count(r, at) };
 
@@ -141,11 +146,7 @@ export class Applier {
     if (req.count_only || req.keys_only || req.sort_target !== 'KEY' || req.sort_order === 'DESCEND') return undefined;
     if (num(req.min_mod_revision) !== 0 || num(req.max_mod_revision) !== 0 || num(req.min_create_revision) !== 0 || num(req.max_create_revision) !== 0)
       return undefined;
-    let rev = num(req.revision);
-    if (rev > current) throw Errors.futureRev();
-    if (rev <= 0) rev = current;
-    if (rev < this.store.compactRev) throw Errors.compacted();
-    const at = rev === current ? null : rev;
+    const at = this.readAt(req, current);
     const r = keyRange(req.key, req.range_end);
     const limit = num(req.limit);
     let got;

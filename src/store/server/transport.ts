@@ -2,6 +2,7 @@
 import type { Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { createServer, type TLSSocket } from 'node:tls';
+import { pemDecodeAll } from '../../pki/pem.js';
 import { serverOptions, type MinVersion } from '../../tls/policy.js';
 import { TrustplaneError } from '../../util/errors.js';
 
@@ -22,8 +23,6 @@ export interface TlsListener {
   /** Stops accepting and destroys every open connection. */
   close(): Promise<void>;
 }
-
-const splitPem = (pem: string) => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 
 /**
  * grpc-js's own TLS credentials cannot carry the project's TLS policy (minimum version, suites, no tickets), so
@@ -65,7 +64,7 @@ export function listenTls(
         port,
         setTls(next: TlsMaterial) {
           server.setSecureContext(serverOptions({ ...next, clientCert: 'require' }));
-          const cas = splitPem(next.ca).map((pem) => new X509Certificate(pem));
+          const cas = pemDecodeAll(next.ca, 'CERTIFICATE').map((der) => new X509Certificate(der));
           for (const s of secure) {
             const peer = s.getPeerX509Certificate();
             if (peer && !cas.some((ca) => peer.verify(ca.publicKey))) s.destroy();
