@@ -1,8 +1,8 @@
 // The one store client of trustplane: a small typed etcd v3 API on the npm etcd3 package, for the embedded store and real etcd alike.
-import type { IRangeResponse, IRequestOp, ITxnResponse } from 'etcd3';
+import type { IKeyValue, IRangeResponse, IRequestOp, ITxnResponse } from 'etcd3';
 import { TrustplaneError } from '../util/errors.js';
 import { endStream, EndpointPool, type StoreTls } from './endpoints.js';
-import { COMPACTED, StoreCompactedError, toTrustplaneError } from './errors.js';
+import { COMPACTED, StoreCompactedError, StoreInDoubtError, toTrustplaneError } from './errors.js';
 import { keyBytes, prefixEnd } from './keys.js';
 import { keepLeaseAlive, type LeaseKeeper } from './lease-keeper.js';
 import { kvFromWire, type KeyValue, type LeaseId, type Revision, type WatchEvent } from './types.js';
@@ -162,33 +162,47 @@ class StoreClient implements Store {
 
   async updateIfModRevision(key: string, value: string | Buffer, modRevision: Revision, o: { lease?: LeaseId } = {}) {
     const k = keyBytes(key);
-    const r = await this.casTxn(`compare-and-put ${key}`, k, modRevision, {
-      request_put: { key: k, value: asBuffer(value), lease: o.lease ?? 0 },
-    });
-    return r.succeeded
-      ? { ok: true, modRevision: BigInt(r.header.revision) }
-      : { ok: false, modRevision: currentModRevision(r) };
+    const bytes = asBuffer(value);
+    return this.casTxn(`compare-and-put ${key}`, k, modRevision, { request_put: { key: k, value: bytes, lease: o.lease ?? 0 } }, (kv) => !!kv && Buffer.from(kv.value).equals(bytes));
   }
 
   async deleteIfModRevision(key: string, modRevision: Revision) {
     const k = keyBytes(key);
-    const r = await this.casTxn(`compare-and-delete ${key}`, k, modRevision, { request_delete_range: { key: k } });
-    return r.succeeded ? { ok: true, modRevision: BigInt(r.header.revision) } : { ok: false, modRevision: currentModRevision(r) };
+    return this.casTxn(`compare-and-delete ${key}`, k, modRevision, { request_delete_range: { key: k } }, (kv) => !kv);
   }
 
-  /** One compare of the key's mod revision; the failure branch reads the key so a conflict reports what is there now. */
-  private casTxn(op: string, k: Buffer, modRevision: Revision, then: IRequestOp): Promise<ITxnResponse> {
-    // A compare-and-swap is not sent again when its outcome is in doubt: a retry could report a conflict with itself.
-    return this.pool.call(op, 'not-in-doubt', (ep, deadline) =>
-      ep.etcd.kv.txn(
-        {
-          compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: modRevision.toString() }],
-          success: [then],
-          failure: [{ request_range: { key: k, keys_only: true } }],
-        },
-        { deadline },
-      ),
-    );
+  /**
+   * One compare of the key's mod revision; the failure branch reads the key so a conflict reports what is there now.
+   * When the outcome is in doubt (the member or connection failed with the request in flight), the request is sent once
+   * more with the failure branch reading the value too: if the first attempt was applied, the second conflicts with it
+   * and the key holds exactly what it wrote (`applied` says so: our bytes, or for a delete no key), which is a success.
+   * So a member restarting under a write neither fails it nor reports a conflict with itself.
+   */
+  private async casTxn(op: string, k: Buffer, modRevision: Revision, then: IRequestOp, applied: (kv: IKeyValue | undefined) => boolean): Promise<{ ok: boolean; modRevision: Revision }> {
+    const txn = (readValue: boolean) =>
+      this.pool.call(op, 'not-in-doubt', (ep, deadline) =>
+        ep.etcd.kv.txn(
+          {
+            compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: modRevision.toString() }],
+            success: [then],
+            failure: [{ request_range: { key: k, keys_only: !readValue } }],
+          },
+          { deadline },
+        ),
+      );
+    let r: ITxnResponse;
+    let resent = false;
+    try {
+      r = await txn(false);
+    } catch (e) {
+      if (!(e instanceof StoreInDoubtError)) throw e;
+      r = await txn(true);
+      resent = true;
+    }
+    if (r.succeeded) return { ok: true, modRevision: BigInt(r.header.revision) };
+    const current = r.responses[0]?.response_range?.kvs[0];
+    if (resent && applied(current)) return { ok: true, modRevision: current ? BigInt(current.mod_revision) : BigInt(r.header.revision) };
+    return { ok: false, modRevision: current ? BigInt(current.mod_revision) : 0n };
   }
 
   async watchPrefix(prefix: string, o: WatchOptions, onEvent: (ev: WatchEvent) => void): Promise<StoreWatch> {
@@ -279,7 +293,3 @@ class StoreClient implements Store {
   }
 }
 
-function currentModRevision(r: ITxnResponse): Revision {
-  const range = r.responses[0]?.response_range;
-  return range && range.kvs.length ? BigInt(range.kvs[0].mod_revision) : 0n;
-}

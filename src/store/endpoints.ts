@@ -1,7 +1,7 @@
 // The store's endpoints and the one retry rule: try the preferred endpoint, fail over to the next, until the call's deadline.
 import { Etcd3, type IOptions } from 'etcd3';
 import { TrustplaneError } from '../util/errors.js';
-import { describeFailure, tlsTrouble, toTrustplaneError, type CallFailure } from './errors.js';
+import { describeFailure, StoreInDoubtError, tlsTrouble, toTrustplaneError, type CallFailure } from './errors.js';
 
 export interface StoreTls {
   /** PEM client certificate chain presented to the store. */
@@ -168,8 +168,7 @@ export class EndpointPool {
         tried.set(ep.url, { details: f.details, code: f.code });
         this.markDown(ep, f.details);
         if (f.kind === 'in-doubt' && retry === 'not-in-doubt') {
-          throw new TrustplaneError(
-            'Unavailable',
+          throw new StoreInDoubtError(
             `store ${op} at ${ep.url}: ${f.details}; the change may or may not have been applied`,
             're-read the key to see whether it was applied before trying again',
           );

@@ -1,6 +1,13 @@
 // How a failed store call reads to trustplane: etcd and gRPC failures mapped one way to a TrustplaneError reason.
 import { TrustplaneError, type Reason } from '../util/errors.js';
 
+/** A compare-and-swap whose request was in flight when its connection or member failed: applied or not, unknown. */
+export class StoreInDoubtError extends TrustplaneError {
+  constructor(message: string, hint: string) {
+    super('Unavailable', message, hint);
+  }
+}
+
 /** What a failure says about retrying the call. */
 export type FailureKind =
   /** The request never reached a member able to apply it: safe to send again, to this or another endpoint. */
