@@ -10,6 +10,8 @@ import { clusterPaths } from '../util/datadir.js';
 import { parseDuration } from '../util/duration.js';
 import { invalid } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
+import { createLogger } from '../util/log.js';
+import { MemberSupervisor, checkEtcdArgs, etcdTlsFlags, writeMemberFiles } from '../store/member-supervisor.js';
 import { parseListen } from './ca.js';
 import { dataDirOf, fleetClient, type GlobalOptions } from './context.js';
 import { outputFormat, printJson } from './output.js';
@@ -102,7 +104,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
 
   store
     .command('member-certs <cluster>')
-    .description('for a real etcd cluster: write one member\'s client-port certificate (etcd API CA) and peer certificate (etcd peer CA), and both CA bundles')
+    .description("for a real etcd cluster run by hand: write one member's client-port certificate (etcd API CA) and peer certificate (etcd peer CA), and both CA bundles (`store member` also keeps them current)")
     .requiredOption('--member <name>', 'the member name (certificate CN)')
     .option('--ip <addresses>', 'comma-separated IP addresses the member listens on', '127.0.0.1')
     .option('--dns <names>', 'comma-separated DNS names of the member', 'localhost')
@@ -111,30 +113,71 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .action(async (cluster: string, o: { member: string; ip: string; dns: string; out: string; output?: string }) => {
       const fmt = outputFormat(o.output ?? globals().output);
       const ca = fleetClient(dataDirOf(globals()));
-      const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
-      const sans = { ip: split(o.ip), dns: split(o.dns) };
       try {
         const view = await ca.describeCluster(cluster);
-        const bundle = (k: string) => view.authorities.find((a) => a.kind === k)!.bundle;
-        const server = await localCredential([{ type: 'CN', value: o.member }], (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-server', csr }), { sans });
-        const peer = await localCredential([{ type: 'CN', value: o.member }], (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-peer', csr }), { sans });
-        const files = writeBundle(resolve(o.out), {
-          'etcd-api-ca.crt': { data: bundle('etcd-api'), mode: 0o644 },
-          'etcd-peer-ca.crt': { data: bundle('etcd-peer'), mode: 0o644 },
-          [`server-${o.member}.crt`]: { data: server.cert, mode: 0o644 },
-          [`server-${o.member}.key`]: { data: server.key, mode: 0o600 },
-          [`peer-${o.member}.crt`]: { data: peer.cert, mode: 0o644 },
-          [`peer-${o.member}.key`]: { data: peer.key, mode: 0o600 },
-        });
-        const f = (n: string) => files[n];
-        const etcdFlags = [
-          `--cert-file ${f(`server-${o.member}.crt`)} --key-file ${f(`server-${o.member}.key`)} --client-cert-auth --trusted-ca-file ${f('etcd-api-ca.crt')}`,
-          `--peer-cert-file ${f(`peer-${o.member}.crt`)} --peer-key-file ${f(`peer-${o.member}.key`)} --peer-client-cert-auth --peer-trusted-ca-file ${f('etcd-peer-ca.crt')}`,
-        ];
-        if (fmt === 'json') printJson({ cluster, member: o.member, files, etcdFlags: etcdFlags.join(' ') });
+        const { files } = await writeMemberFiles(ca, view, { member: o.member, dir: resolve(o.out), sans: memberSans(o), now: new Date(), force: true });
+        const flat = {
+          'etcd-api-ca.crt': files['etcd-api-ca.crt'],
+          'etcd-peer-ca.crt': files['etcd-peer-ca.crt'],
+          [`server-${o.member}.crt`]: files.server.cert,
+          [`server-${o.member}.key`]: files.server.key,
+          [`peer-${o.member}.crt`]: files.peer.cert,
+          [`peer-${o.member}.key`]: files.peer.key,
+        };
+        const etcdFlags = etcdTlsFlags(files);
+        if (fmt === 'json') printJson({ cluster, member: o.member, files: flat, etcdFlags: etcdFlags.join(' ') });
         else process.stdout.write(`Wrote the certificates of member ${o.member} to ${resolve(o.out)}.\nStart it with these etcd flags:\n  ${etcdFlags.join(' \\\n  ')}\n`);
       } finally {
         ca.close();
       }
     });
+
+  store
+    .command('member <cluster> <etcd...>')
+    .usage('<cluster> --member NAME --out DIR [options] -- etcd --name NAME --advertise-client-urls https://IP:PORT [etcd flags]')
+    .description(
+      "run one member of a cluster's real etcd cluster and keep its certificates current: trustplane writes the member's TLS files and flags, " +
+        're-issues its certificates when an etcd CA rotates (etcd reloads them with no restart), and restarts etcd on new trusted CA files ' +
+        'one member at a time (a lock in the cluster\'s store; only while every member answers). It reports what the member trusts, and ' +
+        'the control plane completes an etcd CA rotation once every member has moved. Everything after -- is the etcd command, without TLS flags.',
+    )
+    .requiredOption('--member <name>', 'the member name (certificate CN)')
+    .option('--ip <addresses>', 'comma-separated IP addresses the member listens on', '127.0.0.1')
+    .option('--dns <names>', 'comma-separated DNS names of the member', 'localhost')
+    .requiredOption('--out <dir>', "directory for the member's certificate files")
+    .option('--etcd-endpoints <urls>', "the cluster's etcd client URLs (default: the cluster's, from the data dir)")
+    .option('--sync-interval <duration>', 'how often to look for new certificates and trust', '10s')
+    .action(async (cluster: string, etcd: string[], o: { member: string; ip: string; dns: string; out: string; etcdEndpoints?: string; syncInterval: string }) => {
+      checkEtcdArgs(etcd.slice(1));
+      const dataDir = dataDirOf(globals());
+      const endpoints = (o.etcdEndpoints ?? storeUrl(dataDir, cluster) ?? '').split(',').filter(Boolean);
+      if (endpoints.length === 0) throw invalid(`cluster ${cluster} has no etcd endpoints in ${dataDir}`, 'pass --etcd-endpoints https://host:port[,...]');
+      const [bin, ...args] = etcd;
+      const ca = fleetClient(dataDir);
+      const supervisor = new MemberSupervisor({
+        cluster,
+        member: o.member,
+        dir: resolve(o.out),
+        sans: memberSans(o),
+        ca,
+        endpoints,
+        etcd: { bin, args },
+        syncIntervalMs: parseDuration(o.syncInterval, '--sync-interval') * 1000,
+        log: createLogger('trustplane-store-member'),
+      });
+      process.once('SIGINT', () => void supervisor.stop());
+      process.once('SIGTERM', () => void supervisor.stop());
+      try {
+        await supervisor.start();
+        process.exitCode = await supervisor.done;
+      } finally {
+        await supervisor.stop();
+        ca.close();
+      }
+    });
+}
+
+function memberSans(o: { ip: string; dns: string }): { ip: string[]; dns: string[] } {
+  const split = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  return { ip: split(o.ip), dns: split(o.dns) };
 }

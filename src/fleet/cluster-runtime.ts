@@ -16,6 +16,7 @@ import type { Logger } from '../util/log.js';
 import { TrustplaneError } from '../util/errors.js';
 import type { ClusterStatus, MaintenanceWindow, StoreBackend } from './api.js';
 import type { RotationRecord } from './rotation.js';
+import { generationOf } from './generations.js';
 import { followRevocations, revokeNode, type RevocationList, type RevocationResult } from './revocation.js';
 
 /** What the host keeps of a cluster in <data-dir>/clusters/<name>/cluster.json. */
@@ -100,20 +101,7 @@ export function caCertHashOf(view: ClusterView): string {
   return spkiPin(parseCertificate(pemDecode(pem, 'CERTIFICATE')).publicKey);
 }
 
-const generationKeys = new WeakMap<ClusterView, Array<{ generation: number; ski: string }>>();
-
-/** The cluster root CA generation whose key issued `leaf` (its authority key id is that generation's subject key id); 0 when none. */
-export function generationOf(view: ClusterView, leaf: ParsedCertificate): number {
-  let keys = generationKeys.get(view);
-  if (!keys) {
-    keys = rootOf(view)
-      .generations.filter((g) => g.certificate)
-      .map((g) => ({ generation: g.generation, ski: parseCertificates(g.certificate!)[0]?.subjectKeyId?.toString('hex') ?? '' }));
-    generationKeys.set(view, keys);
-  }
-  const aki = leaf.authorityKeyId?.toString('hex');
-  return (aki && keys.find((k) => k.ski === aki)?.generation) || 0;
-}
+export { generationOf } from './generations.js';
 
 /** The certificates of root CA generations a completed rotation retired (refused with a hint to get new credentials). */
 function retiredRootsOf(view: ClusterView): string | undefined {
@@ -310,8 +298,8 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       view = next;
       if (kind === 'etcd-api') {
         // The embedded store first (trust both generations, serve from the active one), then the client's certificate.
-        // A real etcd cluster's members hold certificates trustplane does not place: the lifetime controller does not
-        // rotate its etcd CAs (see fleet.ts).
+        // The members of a real etcd cluster follow by themselves (`trustplane store member`): while they trust only the
+        // old generation, the client certificate's chain carries the cross-certificate that they verify it with.
         await storeServer?.reloadTls();
         if (store) {
           const c = await storeClientCredential();

@@ -29,6 +29,7 @@ import { authorityTitle, type AuthorityKind } from '../ca/authority.js';
 import { listNodeCredentials, liveCredential } from '../controllers/node-credentials.js';
 import type { Store } from '../store/client.js';
 import type { RevocationResult } from './revocation.js';
+import { memberLaggards } from './etcd-members.js';
 
 const CLUSTER_NAME = /^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$/;
 const MAX_TOKEN_TTL_S = 30 * 24 * 3600;
@@ -191,7 +192,9 @@ export class Fleet {
         this.persist(c);
       },
       applyTrust: (kind, view) => rt.applyTrust(kind, view),
-      laggards: (kind, to) => (kind === 'root' ? laggards(rt.store(), to, this.d.clock.now()) : Promise.resolve([])),
+      // Nodes for the cluster root CA; for the etcd CAs of a real etcd cluster, its members (the embedded store has none).
+      laggards: (kind, to) =>
+        kind === 'root' ? laggards(rt.store(), to, this.d.clock.now()) : c.store.type === 'etcd' ? memberLaggards(rt.store(), kind, to) : Promise.resolve([]),
       clock: this.d.clock,
       log: this.d.log,
     };
@@ -286,6 +289,7 @@ export class Fleet {
   }
 
   private readonly lastStatus = new Map<string, string>();
+  private readonly lastLaggardWarning = new Map<string, number>();
 
   private async lifetimeStep(name: string): Promise<void> {
     const c = this.configs.get(name);
@@ -307,7 +311,16 @@ export class Fleet {
         if (r.trigger !== 'automatic' || (c.maintenanceWindow && !inWindow(c.maintenanceWindow, now))) return;
         const graceOver = now.getTime() >= Date.parse(r.startedAt) + AUTO_COMPLETE_GRACE_S * 1000;
         const late = await d.laggards(r.authority, r.to!);
-        if (late.length === 0 || graceOver) await completeRotation(d, r, graceOver);
+        if (late.length === 0) return completeRotation(d, r, false);
+        if (r.authority === 'root') {
+          if (graceOver) await completeRotation(d, r, true);
+          return;
+        }
+        // An etcd member still on the old generation would be cut off from the control plane: never forced; said once an hour.
+        if (graceOver && now.getTime() - (this.lastLaggardWarning.get(name) ?? 0) >= 3_600_000) {
+          this.lastLaggardWarning.set(name, now.getTime());
+          this.d.log.warn({ cluster: name, authority: r.authority, members: late }, `the ${authorityTitle(r.authority)} rotation waits for etcd members that have not moved; run them with \`trustplane store member\``);
+        }
         return;
       }
       for (const l of lifetimesOf(view, now)) {
@@ -315,11 +328,6 @@ export class Fleet {
         // An authority whose whole lifetime is under its threshold would rotate on every look: once a day is enough.
         const lastDone = c.lastRotations?.[l.kind];
         if (lastDone && now.getTime() - Date.parse(lastDone) < 86_400_000) continue;
-        if (l.kind !== 'root' && c.store.type === 'etcd') {
-          // The members of a real etcd cluster hold certificates trustplane does not place: say so, do not cut them off.
-          this.d.log.warn({ cluster: name, authority: l.kind, notAfter: l.notAfter }, `the ${l.title} expires soon; re-issue the etcd members' certificates with \`trustplane store member-certs\``);
-          continue;
-        }
         this.d.log.warn({ cluster: name, authority: l.kind, notAfter: l.notAfter }, `the ${l.title} has ${Math.floor(l.secondsLeft / 86400)} days left: starting an automatic rotation`);
         const r = await beginRotation(d, [], l.kind, 'automatic');
         await advance(d, r);
@@ -439,9 +447,11 @@ function lifetimeStatus(view: ClusterView, rotation: RotationRecord | undefined,
     const what = `rotating the ${authorityTitle(rotation.authority)} (${rotation.trigger}, generation ${rotation.from} to ${rotation.to ?? rotation.from + 1}): phase ${rotation.phase}`;
     const next =
       rotation.phase === 'moving'
-        ? rotation.trigger === 'manual'
-          ? '; nodes are moving to the new generation; complete with `trustplane clusters update ' + view.name + ' --complete-credential-rotation`'
-          : '; nodes are moving to the new generation; it completes by itself once they have'
+        ? rotation.authority !== 'root'
+          ? '; it completes by itself once every etcd member serves from and trusts the new generation'
+          : rotation.trigger === 'manual'
+            ? '; nodes are moving to the new generation; complete with `trustplane clusters update ' + view.name + ' --complete-credential-rotation`'
+            : '; nodes are moving to the new generation; it completes by itself once they have'
         : '';
     return { status: 'RECONCILING', message: what + next };
   }

@@ -56,7 +56,9 @@ export function lifetimesOf(view: Pick<ClusterView, 'authorities'>, now: Date, r
       const startedMs = Date.parse(running.startedAt);
       next =
         running.phase === 'moving'
-          ? running.trigger === 'automatic'
+          ? kind !== 'root'
+            ? { action: 'complete-rotation', at: iso(t), why: 'once every etcd member serves from and trusts the new generation' }
+            : running.trigger === 'automatic'
             ? { action: 'complete-rotation', at: iso(Math.max(t, startedMs + AUTO_COMPLETE_GRACE_S * 1000)), why: 'once every node has moved to the new generation, at the latest after the grace period' }
             : { action: 'none', at: iso(t), why: 'a manual rotation: waiting for `clusters update --complete-credential-rotation`' }
           : { action: 'continue-rotation', at: iso(t), why: `rotation in phase ${running.phase}` };
