@@ -45,8 +45,12 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-export async function startControlPlane(dataDir: string, o: { hostArgs?: string[] } = {}): Promise<ControlPlane> {
-  const ca = await startCaChild(dataDir);
+/**
+ * `caArgs` / `caEnv` go to `trustplane ca serve` (e.g. `--keystore pkcs11 ...` and SOFTHSM2_CONF); `hostArgs` to
+ * `trustplane serve`.
+ */
+export async function startControlPlane(dataDir: string, o: { hostArgs?: string[]; caArgs?: string[]; caEnv?: NodeJS.ProcessEnv } = {}): Promise<ControlPlane> {
+  const ca = await startCaChild(dataDir, o.caArgs, o.caEnv);
   let host: HostChild;
   try {
     host = await startHostChild(dataDir, o.hostArgs);

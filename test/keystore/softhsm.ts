@@ -59,3 +59,51 @@ export function removeSoftHsmTokens(): void {
   if (shared) rmSync(shared.dir, { recursive: true, force: true });
   shared = undefined;
 }
+
+/** One object on a token as OpenSC's pkcs11-tool sees it: an independent reader of the token, not our key store. */
+export interface TokenObject {
+  /** "Private Key Object", "Public Key Object", ... (pkcs11-tool's heading, without the key type). */
+  kind: string;
+  label?: string;
+  /** CKA_ID, lower-case hex. */
+  id?: string;
+  /** pkcs11-tool's "Access:" line, e.g. "sensitive, always sensitive, never extractable, local". */
+  access?: string;
+}
+
+export const PKCS11_TOOL = 'pkcs11-tool';
+
+export function pkcs11ToolAvailable(): boolean {
+  try {
+    execFileSync(PKCS11_TOOL, ['--help'], { stdio: 'ignore' });
+    return true;
+  } catch (e) {
+    // pkcs11-tool --help exits non-zero; only a missing binary is "unavailable".
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+/** Every object on the token (public and, logged in with the user PIN, private), listed by `pkcs11-tool --list-objects`. */
+export function listTokenObjects(token: SoftHsmToken): TokenObject[] {
+  const out = execFileSync(PKCS11_TOOL, ['--module', token.module, '--token-label', token.tokenLabel, '--login', '--pin', token.pin, '--list-objects'], {
+    env: { ...process.env, ...token.env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 30000,
+  });
+  const objects: TokenObject[] = [];
+  for (const line of out.split('\n')) {
+    const heading = /^(\S[^;]*?)(?:;.*)?$/.exec(line);
+    if (heading) {
+      objects.push({ kind: heading[1].trim() });
+      continue;
+    }
+    const attr = /^\s+(label|ID|Access):\s*(.*)$/.exec(line);
+    const cur = objects[objects.length - 1];
+    if (!attr || !cur) continue;
+    if (attr[1] === 'label') cur.label = attr[2].trim();
+    else if (attr[1] === 'ID') cur.id = attr[2].trim().toLowerCase();
+    else cur.access = attr[2].trim();
+  }
+  return objects;
+}
