@@ -8,7 +8,8 @@ import { runStoreProcess, type StoreEndpoint } from '../store/process.js';
 import { parseMinVersion } from '../tls/policy.js';
 import { clusterPaths } from '../util/datadir.js';
 import { parseDuration } from '../util/duration.js';
-import { invalid } from '../util/errors.js';
+import { TrustplaneError, invalid } from '../util/errors.js';
+import type { CaClient } from '../ca/client.js';
 import { writeFileAtomic } from '../util/files.js';
 import { createLogger } from '../util/log.js';
 import { MemberSupervisor, checkEtcdArgs, etcdTlsFlags, writeMemberFiles } from '../store/member-supervisor.js';
@@ -153,7 +154,22 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const endpoints = (o.etcdEndpoints ?? storeUrl(dataDir, cluster) ?? '').split(',').filter(Boolean);
       if (endpoints.length === 0) throw invalid(`cluster ${cluster} has no etcd endpoints in ${dataDir}`, 'pass --etcd-endpoints https://host:port[,...]');
       const [bin, ...args] = etcd;
-      const ca = fleetClient(dataDir);
+      // The CA service may be down when the member starts or restart on another port: connect at each call that needs
+      // it, again after a failure to reach it.
+      let client: CaClient | undefined;
+      const reach = async <T>(call: (c: CaClient) => Promise<T>): Promise<T> => {
+        client ??= fleetClient(dataDir);
+        try {
+          return await call(client);
+        } catch (e) {
+          if (e instanceof TrustplaneError && (e.reason === 'Unavailable' || e.reason === 'Timeout')) {
+            client.close();
+            client = undefined;
+          }
+          throw e;
+        }
+      };
+      const ca: Pick<CaClient, 'describeCluster' | 'sign'> = { describeCluster: (n) => reach((c) => c.describeCluster(n)), sign: (n, r) => reach((c) => c.sign(n, r)) };
       const supervisor = new MemberSupervisor({
         cluster,
         member: o.member,
@@ -172,7 +188,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         process.exitCode = await supervisor.done;
       } finally {
         await supervisor.stop();
-        ca.close();
+        client?.close();
       }
     });
 }

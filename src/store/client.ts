@@ -93,6 +93,9 @@ export async function openStore(o: StoreOptions): Promise<Store> {
   return new StoreClient(o);
 }
 
+/** How many times a compare-and-swap is sent while its outcome stays in doubt. */
+const MAX_CAS_ATTEMPTS = 3;
+
 const asBuffer = (v: string | Buffer) => (typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
 
 class StoreClient implements Store {
@@ -190,14 +193,21 @@ class StoreClient implements Store {
           { deadline },
         ),
       );
-    let r: ITxnResponse;
+    let r: ITxnResponse | undefined;
     let resent = false;
-    try {
-      r = await txn(false);
-    } catch (e) {
-      if (!(e instanceof StoreInDoubtError)) throw e;
-      r = await txn(true);
-      resent = true;
+    // Sent again while in doubt, up to three times: each attempt is a call with its own budget and failover.
+    for (let attempt = 1; !r; attempt++) {
+      try {
+        r = await txn(resent);
+      } catch (e) {
+        if (!(e instanceof StoreInDoubtError) || attempt >= MAX_CAS_ATTEMPTS) {
+          // After a first attempt in doubt, a later one that fails on the transport leaves it in doubt still.
+          if (resent && e instanceof TrustplaneError && (e instanceof StoreInDoubtError || e.reason === 'Unavailable' || e.reason === 'Timeout'))
+            throw new StoreInDoubtError(`${e.message} (sent ${attempt} times; an attempt in doubt may have been applied)`, 're-read the key to see whether it was applied before trying again');
+          throw e;
+        }
+        resent = true;
+      }
     }
     if (r.succeeded) return { ok: true, modRevision: BigInt(r.header.revision) };
     const current = r.responses[0]?.response_range?.kvs[0];

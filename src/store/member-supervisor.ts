@@ -11,8 +11,8 @@
 //   etcd hands leadership over when it stops (SIGTERM), and the cluster keeps its quorum throughout.
 // - It reports, through the store, which generations its member serves from and trusts; the control plane completes a
 //   rotation once every member has moved (`memberLaggards`).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CaClient } from '../ca/client.js';
 import { localCredential, type LocalCredential } from '../ca/credential.js';
@@ -23,6 +23,7 @@ import { parseCertificates } from '../pki/index.js';
 import { invalid } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import type { Logger } from '../util/log.js';
+import { claimPidFile, isProcessAlive } from '../util/pidfile.js';
 import { waitFor } from '../util/wait.js';
 import { openStore, type Store } from './client.js';
 
@@ -133,7 +134,53 @@ export interface MemberSupervisorOptions {
   restartTimeoutMs?: number;
 }
 
-const LOCK_TTL_S = 30;
+const LOCK_TTL_S = 10;
+
+/** The running etcd, as etcd.json records it: a supervisor killed with -9 leaves it running, and the next one takes it over. */
+interface EtcdState {
+  pid: number;
+  startedAt: string;
+  /** The trust bundles it loaded when it started. */
+  loaded: Record<EtcdAuthority, string>;
+}
+
+interface EtcdProcess {
+  pid: number;
+  kill(signal: NodeJS.Signals): void;
+  /** Resolves with the exit code once it has exited. */
+  exited: Promise<number>;
+}
+
+/** Alive and not a zombie (an orphan's exit may never be reaped where PID 1 does not reap). */
+function running(pid: number): boolean {
+  if (!isProcessAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** An etcd this supervisor did not spawn (a killed one did): signalled by PID, its exit seen by polling. */
+function adopt(pid: number): EtcdProcess {
+  return {
+    pid,
+    kill: (signal) => {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* already gone */
+      }
+    },
+    exited: new Promise((resolve) => {
+      const t = setInterval(() => {
+        if (running(pid)) return;
+        clearInterval(t);
+        resolve(1);
+      }, 200);
+    }),
+  };
+}
 
 /** A flag's value from an etcd command line (`--flag=v` or `--flag v`). */
 function flagValue(args: string[], flag: string): string | undefined {
@@ -158,8 +205,8 @@ export function checkEtcdArgs(args: string[]): string {
 }
 
 export class MemberSupervisor {
-  private child: ChildProcess | undefined;
-  private childExit: Promise<number> | undefined;
+  private etcd: EtcdProcess | undefined;
+  private releasePid: (() => void) | undefined;
   private restarting = false;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
@@ -180,12 +227,49 @@ export class MemberSupervisor {
     this.clientUrl = checkEtcdArgs(o.etcd.args);
   }
 
-  /** Writes the member's files from the CA's current view and starts etcd; keeps them current from then on. */
+  /**
+   * Writes the member's files from the CA's current view and starts etcd, or takes over the etcd a killed supervisor
+   * left running (recorded in etcd.json, and checked by its command line); keeps them current from then on.
+   */
   async start(): Promise<void> {
-    const view = await this.o.ca.describeCluster(this.o.cluster);
-    ({ files: this.files } = await writeMemberFiles(this.o.ca, view, { member: this.o.member, dir: this.o.dir, sans: this.o.sans, now: new Date() }));
-    this.spawnEtcd();
+    mkdirSync(this.o.dir, { recursive: true, mode: 0o700 });
+    this.releasePid = claimPidFile(join(this.o.dir, 'store-member.pid'), `trustplane store member ${this.o.member}`);
+    this.files = memberFiles(this.o.dir, this.o.member);
+    try {
+      const view = await this.o.ca.describeCluster(this.o.cluster);
+      await writeMemberFiles(this.o.ca, view, { member: this.o.member, dir: this.o.dir, sans: this.o.sans, now: new Date() });
+    } catch (e) {
+      // etcd does not wait for the control plane: with the files of an earlier start it runs, and they are brought up
+      // to date once the CA service answers.
+      const f = this.files;
+      if (![f['etcd-api-ca.crt'], f['etcd-peer-ca.crt'], f.server.cert, f.server.key, f.peer.cert, f.peer.key].every((p) => existsSync(p))) throw e;
+      this.o.log.warn({ member: this.o.member, err: (e as Error).message }, 'the CA service does not answer: starting etcd on the certificate files it has');
+    }
+    const left = this.leftRunning();
+    if (left) {
+      this.watch(adopt(left.pid));
+      this.loaded = left.loaded;
+      this.startedAt = left.startedAt;
+      this.o.log.info({ member: this.o.member, pid: left.pid }, 'took over the etcd a previous `store member` left running');
+    } else this.spawnEtcd();
     this.schedule(0);
+  }
+
+  private get statePath(): string {
+    return join(this.o.dir, 'etcd.json');
+  }
+
+  /** The etcd recorded in etcd.json, if it still runs (its command line names this member's certificate file). */
+  private leftRunning(): EtcdState | undefined {
+    if (!existsSync(this.statePath)) return undefined;
+    const st = JSON.parse(readFileSync(this.statePath, 'utf8')) as EtcdState;
+    if (!running(st.pid)) return undefined;
+    try {
+      const cmdline = readFileSync(`/proc/${st.pid}/cmdline`, 'utf8').split('\0');
+      return cmdline.includes(`--cert-file=${this.files.server.cert}`) ? st : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private schedule(ms: number): void {
@@ -200,30 +284,37 @@ export class MemberSupervisor {
   private spawnEtcd(): void {
     for (const kind of ETCD_AUTHORITIES) this.loaded[kind] = readFileSync(this.files[CA_FILE[kind]], 'utf8');
     const child = spawn(this.o.etcd.bin, [...this.o.etcd.args, ...etcdTlsFlags(this.files)], { stdio: ['ignore', 'inherit', 'inherit'] });
-    this.child = child;
-    this.startedAt = new Date().toISOString();
-    this.childExit = new Promise((resolve) => {
+    const exited = new Promise<number>((resolve) => {
       child.once('error', (e) => {
         this.o.log.error({ member: this.o.member, err: e.message }, `could not run ${this.o.etcd.bin}`);
         resolve(127);
       });
       child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     });
-    void this.childExit.then((code) => {
-      if (this.child !== child || this.restarting || this.stopping) return;
-      this.o.log.error({ member: this.o.member, code }, 'etcd exited');
-      void this.stop().then(() => this.exitResolve(code || 1));
-    });
+    this.startedAt = new Date().toISOString();
+    this.watch({ pid: child.pid ?? 0, kill: (sig) => child.kill(sig), exited });
+    if (child.pid) writeFileAtomic(this.statePath, JSON.stringify({ pid: child.pid, startedAt: this.startedAt, loaded: this.loaded } satisfies EtcdState), 0o600);
     this.o.log.info({ member: this.o.member, pid: child.pid, clientUrl: this.clientUrl }, 'etcd started');
   }
 
+  /** etcd exiting by itself (not stopped for a restart or by stop()) ends the supervisor with its exit code. */
+  private watch(p: EtcdProcess): void {
+    this.etcd = p;
+    void p.exited.then((code) => {
+      if (this.etcd !== p || this.restarting || this.stopping) return;
+      this.o.log.error({ member: this.o.member, code }, 'etcd exited');
+      void this.stop().then(() => this.exitResolve(code || 1));
+    });
+  }
+
   private async stopEtcd(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), this.o.stopTimeoutMs ?? 20_000);
-    await this.childExit;
+    const p = this.etcd;
+    if (!p) return;
+    p.kill('SIGTERM');
+    const killer = setTimeout(() => p.kill('SIGKILL'), this.o.stopTimeoutMs ?? 20_000);
+    await p.exited;
     clearTimeout(killer);
+    rmSync(this.statePath, { force: true });
   }
 
   /** The supervisor's own etcd client credential, from the etcd API CA's active generation. */
@@ -263,7 +354,7 @@ export class MemberSupervisor {
       member: this.o.member,
       memberId: status.memberId,
       clientUrl: this.clientUrl,
-      pid: this.child?.pid ?? 0,
+      pid: this.etcd?.pid ?? 0,
       startedAt: this.startedAt,
       certificates: {
         'etcd-api': generationOfPem(view, readFileSync(this.files.server.cert, 'utf8'), 'etcd-api'),
@@ -317,6 +408,7 @@ export class MemberSupervisor {
     if (this.timer) clearTimeout(this.timer);
     await this.stopEtcd();
     await Promise.all([this.store?.close(), this.own?.close()]);
+    this.releasePid?.();
     this.exitResolve(0);
   }
 }

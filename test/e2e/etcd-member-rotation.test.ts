@@ -1,7 +1,7 @@
 // The etcd CAs of a cluster on a real 3-member etcd cluster (Debian's etcd 3.4) rotate by themselves: each member runs
 // under `trustplane store member`, which re-issues its certificates (etcd reloads them per handshake) and restarts it on
 // the new trusted CA files one member at a time. A stream of API writes goes on throughout: none fails, none is lost.
-// Afterwards the members serve certificates of the new generations, etcdctl on credentials of the retired etcd API CA is
+// The supervisor of one member is killed with -9 in the middle and started again. Afterwards the members serve certificates of the new generations, etcdctl on credentials of the retired etcd API CA is
 // refused by every member, and on new ones it works.
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -13,7 +13,7 @@ import type { FleetCluster } from '../../src/fleet/api.js';
 import { MEMBER_REPORTS, type MemberReport } from '../../src/fleet/etcd-members.js';
 import { parseCertificates } from '../../src/pki/index.js';
 import { waitFor } from '../../src/util/wait.js';
-import { isAlive, killChild, tp, tpSpawn } from '../helpers/cli.js';
+import { exited, isAlive, killChild, tp, tpSpawn } from '../helpers/cli.js';
 import { ClusterWithNodes } from '../helpers/cluster-nodes.js';
 import { freePorts } from '../helpers/etcd-cluster.js';
 
@@ -64,6 +64,7 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
     await cp.fleet().create({ name: 'ext', store: { type: 'etcd', endpoints: clientUrls }, lifetimes: { 'etcd-api': 60 * DAY, 'etcd-peer': 60 * DAY } });
     const before = tpj(['store', 'credentials', 'ext', '--out', join(tmp.path, 'creds-g1')]).files as Record<string, string>;
 
+    const memberArgs: string[][] = [];
     const initialCluster = peerUrls.map((u, i) => `m${i}=${u}`).join(',');
     for (let i = 0; i < 3; i++) {
       const etcd = [
@@ -80,10 +81,14 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
         '--logger=zap',
         '--log-level=warn',
       ];
-      supervisors.push(tpSpawn(['store', 'member', 'ext', '--member', `m${i}`, '--out', join(tmp.path, `m${i}-tls`), '--sync-interval', '1s', '--data-dir', dataDir, '--', ...etcd]));
+      memberArgs.push(['store', 'member', 'ext', '--member', `m${i}`, '--out', join(tmp.path, `m${i}-tls`), '--sync-interval', '1s', '--data-dir', dataDir, '--', ...etcd]);
+      supervisors.push(tpSpawn(memberArgs[i]));
     }
+    const diag = () => `${supervisors.map((x) => x.output().slice(-4000)).join('\n---\n')}\n--- host\n${cp.host.output().slice(-6000)}`;
     const describeIt = () => tpj(['clusters', 'describe', 'ext']) as FleetCluster;
-    await waitFor('the cluster to run on its etcd members', () => (describeIt().status !== 'PROVISIONING' ? true : undefined), 60000, 250);
+    await waitFor('the cluster to run on its etcd members', () => (describeIt().status !== 'PROVISIONING' ? true : undefined), 60000, 250).catch((e: Error) => {
+      throw new Error(`${e.message}\n${supervisors.map((x) => x.output().slice(-2000)).join('\n---\n')}`);
+    });
 
     // A steady stream of writes through the API server, each a write to etcd, counted when acknowledged.
     const { client: admin } = await env.admin('ext');
@@ -102,11 +107,20 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
       }
     })();
 
+    // The supervisor of m1 is killed with -9 during the first rotation and started again: it takes over the etcd the
+    // killed one left running, and the rotation goes on.
+    await waitFor('the etcd API CA rotation to be moving', () => (describeIt().rotation?.phase === 'moving' ? true : undefined), 60000, 200);
+    await killChild(supervisors[1].child, 'SIGKILL');
+    supervisors[1] = tpSpawn(memberArgs[1]);
+
     const states = (c: FleetCluster, kind: string) => c.authorities.find((a) => a.kind === kind)!.generations.map((g) => `${g.state}${g.hasKey ? '' : ' (no key)'}`).join();
     const done = await waitFor('both etcd CAs rotated', () => {
       const c = describeIt();
       return states(c, 'etcd-api') === 'retired (no key),active' && states(c, 'etcd-peer') === 'retired (no key),active' && c.status === 'RUNNING' ? c : undefined;
-    }, 240000, 1000);
+    }, 120000, 1000).catch((e: Error) => {
+      writing = false;
+      throw new Error(`${e.message}\n${describeIt().statusMessage}\n${diag()}`);
+    });
     // The members drop the retired generations from their trust: one more restart each, while writes go on.
     const reports = await waitFor('every member to trust only the new generations', () => {
       const r = etcdctl(tpj(['store', 'credentials', 'ext', '--out', join(tmp.path, 'creds-now')]).files, clientUrls.join(','), ['get', MEMBER_REPORTS, '--prefix', '--print-value-only']);
@@ -114,12 +128,10 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
       const rs = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as MemberReport);
       for (const x of rs) etcdPids.add(x.pid);
       return rs.length === 3 && rs.every((x) => x.trusts['etcd-api'].join() === '2' && x.trusts['etcd-peer'].join() === '2' && x.certificates['etcd-api'] === 2 && x.certificates['etcd-peer'] === 2) ? rs : undefined;
-    }, 120000, 1000);
-    await new Promise((r) => setTimeout(r, 1000));
-    writing = false;
+    }, 120000, 1000).finally(() => setTimeout(() => (writing = false), 1000));
     await writer;
 
-    assert.deepEqual(failed, [], 'no write failed');
+    assert.deepEqual(failed, [], `no write failed\n${failed.length ? diag() : ''}`);
     assert.ok(acked.length > 100, `writes ran throughout (${acked.length})`);
     const list = await admin.get<{ items: Array<{ metadata: { name: string } }> }>(LEASES);
     const stored = new Set(list.items.map((l) => l.metadata.name));
@@ -127,6 +139,7 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
     assert.equal(states(done, 'root'), 'active', 'the cluster root CA was left alone');
     assert.equal(new Set(reports.map((r) => r.pid)).size, 3);
     for (const s of supervisors) assert.match(s.output(), /restarting etcd on the new trusted CA files/, 'each member was restarted by its supervisor');
+    assert.match(supervisors[1].output(), /took over the etcd a previous `store member` left running/);
 
     // Every member serves a certificate of the new etcd API CA generation, and refuses the retired generation's client.
     const now = tpj(['store', 'credentials', 'ext', '--out', join(tmp.path, 'creds-g2')]).files as Record<string, string>;
@@ -137,6 +150,22 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
       assert.equal(ok.status, 0, ok.stderr);
       assert.equal(etcdctl(before, url, ['get', '/x']).status === 0, false, `${url} refuses the retired generation`);
     }
+
+    // SIGTERM stops each supervisor and its etcd.
+    for (const s of supervisors) {
+      s.child.kill('SIGTERM');
+      assert.equal(await exited(s.child, 30000), 0);
+    }
+    for (const r of reports) assert.equal(isAlive(r.pid), false, `etcd ${r.member} (pid ${r.pid}) stopped with its supervisor`);
+
+    // etcd does not wait for the control plane: with the CA service down, a member starts on the files it has.
+    await cp.ca.stop();
+    const alone = tpSpawn(memberArgs[0]);
+    supervisors.push(alone);
+    await waitFor('m0 to start without the CA service', () => (/starting etcd on the certificate files it has/.test(alone.output()) && /"msg":"etcd started"/.test(alone.output()) ? true : undefined), 20000, 100);
+    assert.equal(alone.child.exitCode, null, alone.output());
+    alone.child.kill('SIGTERM');
+    assert.equal(await exited(alone.child, 30000), 0);
   });
 
   test('`store member` refuses TLS flags of its own and a member without a client URL, before starting anything', () => {
