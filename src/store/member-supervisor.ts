@@ -142,6 +142,8 @@ interface EtcdState {
   startedAt: string;
   /** The trust bundles it loaded when it started. */
   loaded: Record<EtcdAuthority, string>;
+  /** Set just before it is stopped for a restart: a supervisor killed then leaves the restart for the next to finish. */
+  restarting?: boolean;
 }
 
 interface EtcdProcess {
@@ -246,7 +248,13 @@ export class MemberSupervisor {
       this.o.log.warn({ member: this.o.member, err: (e as Error).message }, 'the CA service does not answer: starting etcd on the certificate files it has');
     }
     const left = this.leftRunning();
-    if (left) {
+    if (left?.restarting) {
+      // Killed between stopping etcd and starting it again: finish that restart.
+      this.o.log.info({ member: this.o.member, pid: left.pid }, 'finishing the restart of etcd a previous `store member` began');
+      this.etcd = adopt(left.pid);
+      await this.stopEtcd();
+      this.spawnEtcd();
+    } else if (left) {
       this.watch(adopt(left.pid));
       this.loaded = left.loaded;
       this.startedAt = left.startedAt;
@@ -295,6 +303,12 @@ export class MemberSupervisor {
     this.watch({ pid: child.pid ?? 0, kill: (sig) => child.kill(sig), exited });
     if (child.pid) writeFileAtomic(this.statePath, JSON.stringify({ pid: child.pid, startedAt: this.startedAt, loaded: this.loaded } satisfies EtcdState), 0o600);
     this.o.log.info({ member: this.o.member, pid: child.pid, clientUrl: this.clientUrl }, 'etcd started');
+  }
+
+  private recordRestart(): void {
+    if (!existsSync(this.statePath)) return;
+    const st = JSON.parse(readFileSync(this.statePath, 'utf8')) as EtcdState;
+    writeFileAtomic(this.statePath, JSON.stringify({ ...st, restarting: true } satisfies EtcdState), 0o600);
   }
 
   /** etcd exiting by itself (not stopped for a restart or by stop()) ends the supervisor with its exit code. */
@@ -387,6 +401,7 @@ export class MemberSupervisor {
       this.o.log.info({ member: this.o.member, authorities: stale }, 'trust changed: restarting etcd on the new trusted CA files');
       this.restarting = true;
       try {
+        this.recordRestart();
         await this.stopEtcd();
         if (this.stopping) return;
         this.spawnEtcd();
