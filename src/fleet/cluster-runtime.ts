@@ -6,7 +6,7 @@ import type { AuthorityKind } from '../ca/authority.js';
 import type { ClusterView } from '../ca/service.js';
 import { SignBatcher } from '../ca/sign-batcher.js';
 import { startControllers } from '../controllers/index.js';
-import { buildCsr, generateKeyPair, parseCertificate, parseCertificates, pemDecode, pemEncode, spkiPin, type ParsedCertificate } from '../pki/index.js';
+import { buildCsr, generateKeyPair, parseCertificate, pemDecode, pemEncode, spkiPin } from '../pki/index.js';
 import { openStore, type Store } from '../store/client.js';
 import { runStoreProcess, type RunningStoreProcess } from '../store/process.js';
 import type { MinVersion } from '../tls/policy.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { memberFiles } from '../../src/store/member-supervisor.js';
 import { waitFor } from '../../src/util/wait.js';
-import { exited, isAlive, killChild, tp, tpSpawn } from '../helpers/cli.js';
+import { exited, isAlive, killChild, tpSpawn } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('tp-store-member-');
