@@ -232,6 +232,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         if (fmt === 'json') return printJson(l);
         process.stdout.write(`cluster ${l.cluster}: ${l.status}${l.statusMessage ? ` (${l.statusMessage})` : ''}\n`);
         if (l.rotation) process.stdout.write(`credential rotation: ${rotationLine(l.rotation)}\n`);
+        if (l.waitingFor?.length)
+          process.stdout.write(`waiting for ${l.waitingFor.length}: ${l.waitingFor.slice(0, 20).join(', ')}${l.waitingFor.length > 20 ? ` and ${l.waitingFor.length - 20} more` : ''}\n`);
         if (l.maintenanceWindow) process.stdout.write(`maintenance window: daily ${l.maintenanceWindow.start} UTC for ${l.maintenanceWindow.hours}h\n`);
         process.stdout.write('\n');
         const rows: string[][] = [];

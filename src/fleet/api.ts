@@ -29,6 +29,8 @@ export interface CredentialLifetime {
   now: string;
   authorities: AuthorityLifetime[];
   rotation?: RotationRecord;
+  /** While a rotation waits in phase moving: what it waits for (nodes for the cluster root CA, etcd members for the etcd CAs). */
+  waitingFor?: string[];
   maintenanceWindow?: MaintenanceWindow;
 }
 

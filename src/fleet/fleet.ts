@@ -262,6 +262,9 @@ export class Fleet {
     const c = this.config(name);
     const described = await this.describe(name);
     const now = this.d.clock.now();
+    const rt = this.runtimes.get(name);
+    const r = c.rotation;
+    const waitingFor = isRunning(r) && r.phase === 'moving' && rt ? await this.rotationDeps(c, rt).laggards(r.authority, r.to!).catch(() => undefined) : undefined;
     return {
       cluster: name,
       status: described.status,
@@ -269,6 +272,7 @@ export class Fleet {
       now: now.toISOString(),
       authorities: lifetimesOf(described, now, c.rotation ? [c.rotation] : []),
       ...(c.rotation ? { rotation: c.rotation } : {}),
+      ...(waitingFor ? { waitingFor } : {}),
       ...(c.maintenanceWindow ? { maintenanceWindow: c.maintenanceWindow } : {}),
     };
   }

@@ -112,6 +112,12 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
     // certain, are in test/store/member-supervisor.test.ts.
     await waitFor('the etcd API CA rotation to be moving', () => (describeIt().rotation?.phase === 'moving' ? true : undefined), 60000, 200);
     await killChild(supervisors[1].child, 'SIGKILL');
+    // Until it is back, check-credential-lifetime names m1 (or its endpoint, when killed in the middle of a restart).
+    const waiting = await waitFor('m1 among what the rotation waits for', () => {
+      const l = tpj(['clusters', 'check-credential-lifetime', 'ext']) as { waitingFor?: string[] };
+      return l.waitingFor?.some((w) => w === 'm1' || w.startsWith(clientUrls[1])) ? l.waitingFor : undefined;
+    }, 20000, 200);
+    assert.ok(waiting.length >= 1 && waiting.length <= 3, waiting.join());
     supervisors[1] = tpSpawn(memberArgs[1]);
 
     const states = (c: FleetCluster, kind: string) => c.authorities.find((a) => a.kind === kind)!.generations.map((g) => `${g.state}${g.hasKey ? '' : ' (no key)'}`).join();
