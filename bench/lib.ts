@@ -84,7 +84,10 @@ export function ensureFileLimit(count: number): string {
     execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${need}:${need}`], { stdio: 'ignore' });
     return `nofile raised from ${soft} to ${need} with prlimit`;
   } catch {
-    process.stderr.write(`bench: ${count} nodes need about ${need} file descriptors per process; the limit is ${soft} and could not be raised\n`);
+    const msg = `${count} nodes need about ${need} file descriptors in the control plane host (2 sockets per node); the limit is ${soft} and could not be raised (prlimit needs CAP_SYS_RESOURCE)`;
+    // Joins would fail once descriptors run out, minutes in: say so now, unless asked to see how far it gets.
+    if (process.env.BENCH_PAST_FD_LIMIT !== '1') throw new Error(`${msg}; run fewer nodes, raise \`ulimit -n\` first, or set BENCH_PAST_FD_LIMIT=1 to run until they run out`);
+    process.stderr.write(`bench: ${msg}\n`);
     return `nofile ${soft} (needed ${need}; not raised)`;
   }
 }

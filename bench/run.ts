@@ -51,6 +51,7 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.error(e);
+  console.error(`bench: ${(e as Error).message ?? e}`);
+  if (process.env.BENCH_DEBUG) console.error(e);
   process.exit(1);
 });
