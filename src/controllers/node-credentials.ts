@@ -123,19 +123,49 @@ export function mergeCredential(record: NodeCredential | null, node: string, ent
 }
 
 /**
- * Adds an issued certificate to the node's record (compare-and-swap, retried on concurrent writes). A serial the record
- * already holds changes nothing, so replaying an issuance is harmless. Returns the record as stored.
+ * What one writer last stored of each node's record, so that its next write is a single compare-and-swap from there
+ * instead of a read and a write. A record changed by anyone else makes that swap conflict, and it is read again: the
+ * cache saves reads, never decides what is stored. Bounded: the oldest entries go first.
  */
-export async function recordNodeCredential(store: Store, node: string, entry: NodeCredentialEntry, now: Date): Promise<NodeCredential | null> {
+export class NodeCredentialCache {
+  private readonly m = new Map<string, StoredNodeCredential>();
+  constructor(private readonly max = 50_000) {}
+
+  get(node: string): StoredNodeCredential | undefined {
+    return this.m.get(node);
+  }
+
+  set(node: string, v: StoredNodeCredential): void {
+    this.m.delete(node);
+    this.m.set(node, v);
+    if (this.m.size > this.max) this.m.delete(this.m.keys().next().value!);
+  }
+
+  delete(node: string): void {
+    this.m.delete(node);
+  }
+}
+
+/**
+ * Adds an issued certificate to the node's record (compare-and-swap, retried on concurrent writes). A serial the record
+ * already holds changes nothing, so replaying an issuance is harmless. Returns the record as stored. With a cache, the
+ * first attempt starts from the record this writer last stored, or (for a node it has not written) from no record: a
+ * node's first certificate then costs one store call, not two.
+ */
+export async function recordNodeCredential(store: Store, node: string, entry: NodeCredentialEntry, now: Date, cache?: NodeCredentialCache): Promise<NodeCredential | null> {
+  let guess: StoredNodeCredential | null | undefined = cache ? (cache.get(node) ?? null) : undefined;
   for (let attempt = 0; ; attempt++) {
-    const cur = await getNodeCredential(store, node);
+    const cur = guess !== undefined ? guess : await getNodeCredential(store, node);
+    guess = undefined;
     if (cur && credentialEntries(cur.record).some((e) => e.serial === entry.serial)) return cur.record;
     const next = mergeCredential(cur?.record ?? null, node, entry, now);
     if (!next) return cur?.record ?? null;
     try {
-      await putNodeCredential(store, next, cur?.modRevision ?? 0n);
+      const modRevision = await putNodeCredential(store, next, cur?.modRevision ?? 0n);
+      cache?.set(node, { record: next, modRevision });
       return next;
     } catch (e) {
+      cache?.delete(node);
       if (!(e instanceof TrustplaneError && e.reason === 'Conflict') || attempt >= 16) throw e;
     }
   }

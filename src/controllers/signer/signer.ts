@@ -19,7 +19,7 @@ import { TrustplaneError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { runInformer, type Informer } from '../loop/informer.js';
 import { WorkQueue, type WorkResult } from '../loop/work-queue.js';
-import { recordNodeCredential } from '../node-credentials.js';
+import { NodeCredentialCache, recordNodeCredential } from '../node-credentials.js';
 import { subjectNode } from '../node-identity.js';
 import { chainPem, classifyCaError, signInputOf, signingAction, type CsrSigningBackend } from './signing.js';
 
@@ -42,6 +42,8 @@ export class CsrSigner {
   private readonly unwritten = new Map<string, { uid: string; issued: IssuedCertificate }>();
   /** CSRs (name → uid) whose kubelet client credential this signer recorded as it wrote the certificate: their issued event needs no second look. */
   private readonly recorded = new Map<string, string>();
+  /** The node credential records this signer last wrote: its next write for a node starts from there. */
+  private readonly credentials = new NodeCredentialCache();
 
   constructor(private readonly d: SignerDeps) {
     this.queue = new WorkQueue((name) => this.handle(name), { name: 'csr-signer', concurrency: d.concurrency, retryBaseMs: d.retryBaseMs, retryMaxMs: d.retryMaxMs, log: d.log });
@@ -195,6 +197,6 @@ export class CsrSigner {
     }
     if (!node) return;
     const now = this.d.clock.now();
-    await recordNodeCredential(this.d.store, node, { serial, notAfter, generation, issuedAt: (issuedAt ?? now).toISOString(), csr: csr.metadata.name }, now);
+    await recordNodeCredential(this.d.store, node, { serial, notAfter, generation, issuedAt: (issuedAt ?? now).toISOString(), csr: csr.metadata.name }, now, this.credentials);
   }
 }
