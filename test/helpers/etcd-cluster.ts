@@ -257,14 +257,31 @@ function healthy(port: number, tls: { cert: string; key: string; ca: string }): 
   });
 }
 
-/** `count` distinct ports in 20000–59999 that are free on loopback now (random, so concurrent runs rarely collide). */
+/**
+ * `count` distinct ports that are free on loopback now, below the kernel's ephemeral range (random, so concurrent runs
+ * rarely collide). Below it, because a member killed and restarted on its ports must find them free: a port in the
+ * ephemeral range can meanwhile be taken as the local port of any outgoing connection on the machine.
+ */
 export async function freePorts(count: number): Promise<number[]> {
+  const [low] = ephemeralRange();
+  const from = 10000;
+  const span = Math.max(1000, low - from);
   const out = new Set<number>();
   while (out.size < count) {
-    const p = 20000 + Math.floor(Math.random() * 40000);
+    const p = from + Math.floor(Math.random() * span);
     if (!out.has(p) && (await portFree(p))) out.add(p);
   }
   return [...out];
+}
+
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 11000 && hi >= lo) return [lo, hi];
+  } catch {
+    /* not Linux: the IANA default */
+  }
+  return [49152, 65535];
 }
 
 function portFree(port: number): Promise<boolean> {
