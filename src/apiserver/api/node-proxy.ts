@@ -52,26 +52,33 @@ export async function proxyToNode(
   const agent = d.transport();
   if (!agent) throw new TrustplaneError('Unavailable', `node ${target.node} cannot be reached: this API server has no tunnel server yet`, 'retry in a moment');
 
-  const upstream = await new Promise<ClientResponse>((resolve, reject) => {
-    const out = request(
-      {
-        host: target.node,
-        path: target.path + search,
-        method,
-        agent,
-        headers: { accept: req.headers.accept ?? '*/*', ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}) },
-      },
-      resolve,
-    );
-    out.on('error', (e) => {
-      reject(
-        e instanceof TrustplaneError
-          ? e
-          : new TrustplaneError('Unavailable', `node ${target.node} did not answer through the tunnel: ${e.message}`, `check the node agent on ${target.node}`),
+  // A GET or HEAD has no body, and one that fails on a kept-alive connection the node (or a tunnel being replaced) closed
+  // as it went out is sent once more on a fresh one, as HTTP clients do: the caller never sees that race.
+  const idempotent = method === 'GET' || method === 'HEAD';
+  const send = (retried: boolean) =>
+    new Promise<ClientResponse>((resolve, reject) => {
+      const out = request(
+        {
+          host: target.node,
+          path: target.path + search,
+          method,
+          agent,
+          headers: { accept: req.headers.accept ?? '*/*', ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}) },
+        },
+        resolve,
       );
+      out.on('error', (e: NodeJS.ErrnoException) => {
+        if (idempotent && !retried && out.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) return resolve(send(true));
+        reject(
+          e instanceof TrustplaneError
+            ? e
+            : new TrustplaneError('Unavailable', `node ${target.node} did not answer through the tunnel: ${e.message}`, `check the node agent on ${target.node}`),
+        );
+      });
+      if (idempotent) out.end();
+      else req.pipe(out);
     });
-    req.pipe(out);
-  });
+  const upstream = await send(false);
 
   const headers: Record<string, string> = {};
   for (const h of PASS_HEADERS) {
