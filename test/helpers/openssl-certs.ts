@@ -1,6 +1,6 @@
 // Test certificates made with the openssl CLI: an independent source of CAs and leaves for tests of servers.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,8 +21,23 @@ function run(args: string[], cwd: string) {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** A P-256 CA made by openssl in a fresh temporary directory. */
-export function makeOpensslCa(cn = 'test CA', dir = mkdtempSync(join(tmpdir(), 'tp-ossl-'))): OpensslCa {
+/** Temporary directories made here for CAs: removed when the test process exits, whoever forgot them. */
+const made: string[] = [];
+let exitHook = false;
+function caTempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tp-ossl-'));
+  made.push(dir);
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const d of made) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return dir;
+}
+
+/** A P-256 CA made by openssl in a fresh temporary directory (removed at exit, if not before). */
+export function makeOpensslCa(cn = 'test CA', dir = caTempDir()): OpensslCa {
   run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
   run(['req', '-x509', '-new', '-key', 'ca.key', '-subj', `/CN=${cn}`, '-days', '30', '-sha256',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', 'ca.crt'], dir);
