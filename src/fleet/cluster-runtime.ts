@@ -17,6 +17,7 @@ import { TrustplaneError } from '../util/errors.js';
 import type { ClusterStatus, MaintenanceWindow, StoreBackend } from './api.js';
 import type { RotationRecord } from './rotation.js';
 import { generationOf } from './generations.js';
+import { stablePort } from '../util/ports.js';
 import { followRevocations, revokeNode, type RevocationList, type RevocationResult } from './revocation.js';
 
 /** What the host keeps of a cluster in <data-dir>/clusters/<name>/cluster.json. */
@@ -172,7 +173,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     const root = rootOf(view);
     if (config.store.type === 'embedded' && !storeServer) {
       // On its own thread: the store's commits and gRPC serving then do not queue behind the API server's requests.
-      storeServer = await runStoreProcess({ dataDir: d.dataDir, cluster: config.name, ca: d.fleetCa, host: d.host, port: config.store.port ?? 0, minVersion: d.minVersion, thread: true });
+      storeServer = await runStoreProcess({ dataDir: d.dataDir, cluster: config.name, ca: d.fleetCa, host: d.host, port: config.store.port || (await stablePort(d.host)), minVersion: d.minVersion, thread: true });
       storeUrls = [storeServer.url];
       const port = Number(new URL(storeServer.url).port);
       if (config.store.port !== port) d.persist({ ...config, store: { type: 'embedded', port } });
@@ -208,7 +209,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     if (!tunnel) {
       // Agents dial in here with their kubelet client certificates; the control plane reaches nodes only through it.
       const serving = await tunnelServing(view);
-      tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort ?? 0, tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock, isRevoked: (_node, serial) => revocations?.has(serial) ?? false });
+      tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort || (await stablePort(d.host)), tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock, isRevoked: (_node, serial) => revocations?.has(serial) ?? false });
       if (config.tunnelPort !== tunnel.port) {
         config.tunnelPort = tunnel.port;
         d.persist(config);
@@ -222,7 +223,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       api = await startApiServer({
         cluster: config.name,
         host: d.host,
-        port: config.apiserverPort,
+        port: config.apiserverPort || (await stablePort(d.host)),
         tls: { cert: serving.cert, key: serving.key, minVersion: d.minVersion },
         clientCa: root.bundle,
         store,

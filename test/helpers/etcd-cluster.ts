@@ -9,10 +9,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { makeOpensslCa } from './openssl-certs.js';
 import { tempDir } from './tmp.js';
+import { stablePort } from '../../src/util/ports.js';
 
 export interface PemKeyPair {
   cert: string;
@@ -263,33 +263,12 @@ function healthy(port: number, tls: { cert: string; key: string; ca: string }): 
  * ephemeral range can meanwhile be taken as the local port of any outgoing connection on the machine.
  */
 export async function freePorts(count: number): Promise<number[]> {
-  const [low] = ephemeralRange();
-  const from = 10000;
-  const span = Math.max(1000, low - from);
   const out = new Set<number>();
   while (out.size < count) {
-    const p = from + Math.floor(Math.random() * span);
-    if (!out.has(p) && (await portFree(p))) out.add(p);
+    const p = await stablePort(HOST);
+    if (p) out.add(p);
   }
   return [...out];
-}
-
-function ephemeralRange(): [number, number] {
-  try {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (lo > 11000 && hi >= lo) return [lo, hi];
-  } catch {
-    /* not Linux: the IANA default */
-  }
-  return [49152, 65535];
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen({ host: HOST, port, exclusive: true }, () => s.close(() => resolve(true)));
-  });
 }
 
 // The pause between two checks of a condition that has its own deadline.
