@@ -5,6 +5,7 @@
 // revocation can name any of them. A credential is *live* while it has not expired and has not been revoked.
 import type { Store } from '../store/client.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
+import { LruMap } from '../util/lru.js';
 
 export const NODE_CREDENTIAL_PREFIX = '/registry/trustplane/nodecredentials/';
 
@@ -125,24 +126,11 @@ export function mergeCredential(record: NodeCredential | null, node: string, ent
 /**
  * What one writer last stored of each node's record, so that its next write is a single compare-and-swap from there
  * instead of a read and a write. A record changed by anyone else makes that swap conflict, and it is read again: the
- * cache saves reads, never decides what is stored. Bounded: the oldest entries go first.
+ * cache saves reads, never decides what is stored.
  */
-export class NodeCredentialCache {
-  private readonly m = new Map<string, StoredNodeCredential>();
-  constructor(private readonly max = 50_000) {}
-
-  get(node: string): StoredNodeCredential | undefined {
-    return this.m.get(node);
-  }
-
-  set(node: string, v: StoredNodeCredential): void {
-    this.m.delete(node);
-    this.m.set(node, v);
-    if (this.m.size > this.max) this.m.delete(this.m.keys().next().value!);
-  }
-
-  delete(node: string): void {
-    this.m.delete(node);
+export class NodeCredentialCache extends LruMap<string, StoredNodeCredential> {
+  constructor(max = 50_000) {
+    super(max);
   }
 }
 

@@ -20,6 +20,11 @@ function keysOf(view: ClusterView, kind: AuthorityKind): Keys {
   return keys;
 }
 
+/** The active (signing) generation of `kind`; undefined when it has none. */
+export function activeGenerationOf(view: Pick<ClusterView, 'authorities'>, kind: AuthorityKind): number | undefined {
+  return view.authorities.find((a) => a.kind === kind)?.generations.find((g) => g.state === 'active')?.generation;
+}
+
 /** The generation of `kind` whose key issued `leaf`; 0 when none. */
 export function generationOf(view: ClusterView, leaf: ParsedCertificate, kind: AuthorityKind = 'root'): number {
   const aki = leaf.authorityKeyId?.toString('hex');

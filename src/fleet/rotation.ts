@@ -15,6 +15,7 @@ import type { ClusterView } from '../ca/service.js';
 import type { Clock } from '../util/clock.js';
 import { TrustplaneError } from '../util/errors.js';
 import { failpoint } from '../util/failpoint.js';
+import { activeGenerationOf } from './generations.js';
 import type { Logger } from '../util/log.js';
 
 export type RotationPhase = 'preparing' | 'activating' | 'moving' | 'completing' | 'done';
@@ -49,7 +50,6 @@ export interface RotationDeps {
   log: Logger;
 }
 
-const activeOf = (view: ClusterView, kind: AuthorityKind) => view.authorities.find((a) => a.kind === kind)?.generations.find((g) => g.state === 'active')?.generation;
 
 export function isRunning(r: RotationRecord | undefined): r is RotationRecord {
   return !!r && r.phase !== 'done';
@@ -65,7 +65,7 @@ export async function beginRotation(d: RotationDeps, running: RotationRecord[], 
       busy.phase === 'moving' && busy.authority === 'root' ? `complete it first: \`trustplane clusters update ${d.cluster} --complete-credential-rotation\`` : 'wait for it to finish',
     );
   }
-  const from = activeOf(await d.ca.describeCluster(d.cluster), kind);
+  const from = activeGenerationOf(await d.ca.describeCluster(d.cluster), kind);
   if (from === undefined) throw new TrustplaneError('Unavailable', `the ${authorityTitle(kind)} of cluster "${d.cluster}" has no active generation`);
   const now = d.clock.now().toISOString();
   const r: RotationRecord = { authority: kind, phase: 'preparing', trigger, startedAt: now, from, history: [{ phase: 'preparing', at: now }] };

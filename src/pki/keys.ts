@@ -12,6 +12,7 @@ import { invalid } from '../util/errors.js';
 import { DER_NULL, DerReader, Tag, derOid, encode, seq } from './der.js';
 import { OID, describeOid } from './oids.js';
 import type { KeyAlgorithm, Signer } from './types.js';
+import { LruMap } from '../util/lru.js';
 
 export const RSA_MIN_BITS = 2048;
 export const RSA_MAX_BITS = 4096;
@@ -201,19 +202,13 @@ export function importPublicKey(info: PublicKeyInfo): KeyObject {
   // the least recently used go first, so the few keys in constant use stay while one-off CSR keys pass through.
   const id = info.der.toString('base64');
   const hit = IMPORTED.get(id);
-  if (hit) {
-    IMPORTED.delete(id);
-    IMPORTED.set(id, hit);
-    return hit;
-  }
+  if (hit) return hit;
   const key = importPublicKeyUncached(info);
   IMPORTED.set(id, key);
-  if (IMPORTED.size > IMPORTED_MAX) IMPORTED.delete(IMPORTED.keys().next().value as string);
   return key;
 }
 
-const IMPORTED = new Map<string, KeyObject>();
-const IMPORTED_MAX = 256;
+const IMPORTED = new LruMap<string, KeyObject>(256);
 
 function importPublicKeyUncached(info: PublicKeyInfo): KeyObject {
   try {

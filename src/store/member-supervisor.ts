@@ -18,12 +18,12 @@ import type { CaClient } from '../ca/client.js';
 import { localCredential, type LocalCredential } from '../ca/credential.js';
 import type { ClusterView } from '../ca/service.js';
 import { ETCD_AUTHORITIES, MEMBER_REPORTS, MEMBER_RESTART_LOCK, type EtcdAuthority, type MemberReport } from '../fleet/etcd-members.js';
-import { generationOfPem, generationsInBundle } from '../fleet/generations.js';
+import { activeGenerationOf, generationOf, generationOfPem, generationsInBundle } from '../fleet/generations.js';
 import { parseCertificates } from '../pki/index.js';
 import { invalid } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import type { Logger } from '../util/log.js';
-import { claimPidFile, isProcessAlive } from '../util/pidfile.js';
+import { claimPidFile, isProcessRunning } from '../util/pidfile.js';
 import { waitFor } from '../util/wait.js';
 import { openStore, type Store } from './client.js';
 
@@ -66,14 +66,13 @@ const CA_FILE: Record<EtcdAuthority, keyof MemberFiles & `${string}.crt`> = { 'e
 const LEAF: Record<EtcdAuthority, 'server' | 'peer'> = { 'etcd-api': 'server', 'etcd-peer': 'peer' };
 
 const authority = (view: ClusterView, kind: EtcdAuthority) => view.authorities.find((a) => a.kind === kind)!;
-const activeOf = (view: ClusterView, kind: EtcdAuthority) => authority(view, kind).generations.find((g) => g.state === 'active')?.generation ?? 0;
+const activeOf = (view: ClusterView, kind: EtcdAuthority) => activeGenerationOf(view, kind) ?? 0;
 
 /** Whether a certificate file is missing, from another generation than `gen`, or past two thirds of its life. */
 function needsIssue(view: ClusterView, kind: EtcdAuthority, path: string, gen: number, now: Date): boolean {
   if (!existsSync(path)) return true;
-  const pem = readFileSync(path, 'utf8');
-  const [leaf] = parseCertificates(pem);
-  if (!leaf || generationOfPem(view, pem, kind) !== gen) return true;
+  const [leaf] = parseCertificates(readFileSync(path, 'utf8'));
+  if (!leaf || generationOf(view, leaf, kind) !== gen) return true;
   const life = leaf.notAfter.getTime() - leaf.notBefore.getTime();
   return leaf.notAfter.getTime() - now.getTime() < life / 3;
 }
@@ -153,16 +152,6 @@ interface EtcdProcess {
   exited: Promise<number>;
 }
 
-/** Alive and not a zombie (an orphan's exit may never be reaped where PID 1 does not reap). */
-function running(pid: number): boolean {
-  if (!isProcessAlive(pid)) return false;
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** An etcd this supervisor did not spawn (a killed one did): signalled by PID, its exit seen by polling. */
 function adopt(pid: number): EtcdProcess {
   return {
@@ -176,7 +165,7 @@ function adopt(pid: number): EtcdProcess {
     },
     exited: new Promise((resolve) => {
       const t = setInterval(() => {
-        if (running(pid)) return;
+        if (isProcessRunning(pid)) return;
         clearInterval(t);
         resolve(1);
       }, 200);
@@ -271,7 +260,7 @@ export class MemberSupervisor {
   private leftRunning(): EtcdState | undefined {
     if (!existsSync(this.statePath)) return undefined;
     const st = JSON.parse(readFileSync(this.statePath, 'utf8')) as EtcdState;
-    if (!running(st.pid)) return undefined;
+    if (!isProcessRunning(st.pid)) return undefined;
     try {
       const cmdline = readFileSync(`/proc/${st.pid}/cmdline`, 'utf8').split('\0');
       return cmdline.includes(`--cert-file=${this.files.server.cert}`) ? st : undefined;

@@ -11,6 +11,16 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
+/** Alive and not a zombie: an orphan's exit may never be reaped where PID 1 does not reap (Linux; elsewhere as isProcessAlive). */
+export function isProcessRunning(pid: number): boolean {
+  if (!isProcessAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync('/proc/self');
+  }
+}
+
 /** Claim `path` for this process; refuses while another live process holds it. A stale file (its process gone) is taken over. */
 export function claimPidFile(path: string, what: string): () => void {
   if (existsSync(path)) {

@@ -8,9 +8,8 @@ import { after, describe, test } from 'node:test';
 import type { FleetCluster } from '../../src/fleet/api.js';
 import { waitFor } from '../../src/util/wait.js';
 import { tp } from '../helpers/cli.js';
-import { ClusterWithNodes } from '../helpers/cluster-nodes.js';
+import { ClusterWithNodes, generationStates, leaseWriter } from '../helpers/cluster-nodes.js';
 
-const PATH = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
 
 describe('rotation of the etcd CAs (real processes, embedded store)', () => {
   const env = new ClusterWithNodes('tp-e2e-etcd-ca-');
@@ -38,38 +37,21 @@ describe('rotation of the etcd CAs (real processes, embedded store)', () => {
 
     // A steady stream of writes through the API server (each one a store write), counted when acknowledged.
     const { client: admin } = await env.admin('et');
-    const acked: string[] = [];
-    const failed: string[] = [];
-    let writing = true;
-    const writer = (async () => {
-      for (let i = 0; writing; i++) {
-        const name = `w-${i}`;
-        try {
-          await admin.post(PATH, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec: { holderIdentity: name } });
-          acked.push(name);
-        } catch (e) {
-          failed.push(`${name}: ${(e as Error).message}`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    const writer = leaseWriter(admin);
+    const { acked, failed } = writer;
 
     const describeIt = () => JSON.parse(tp(['clusters', 'describe', 'et', '--data-dir', dataDir, '-o', 'json']).stdout) as FleetCluster;
-    const gens = (c: FleetCluster, kind: string) => c.authorities.find((a) => a.kind === kind)!.generations.map((g) => `${g.state}${g.hasKey ? '' : ' (no key)'}`);
     const done = await waitFor('both etcd CAs rotated', () => {
       const c = describeIt();
-      return gens(c, 'etcd-api').join() === 'retired (no key),active' && gens(c, 'etcd-peer').join() === 'retired (no key),active' && c.status === 'RUNNING' ? c : undefined;
+      return generationStates(c, 'etcd-api') === 'retired (no key),active' && generationStates(c, 'etcd-peer') === 'retired (no key),active' && c.status === 'RUNNING' ? c : undefined;
     }, 60000, 500);
     await new Promise((r) => setTimeout(r, 1000)); // writes go on after the rotations
-    writing = false;
-    await writer;
+    await writer.stop();
 
     assert.deepEqual(failed, [], 'no write failed');
     assert.ok(acked.length > 50, `writes ran throughout (${acked.length})`);
-    const list = await admin.get<{ items: Array<{ metadata: { name: string } }> }>(PATH);
-    const stored = new Set(list.items.map((l) => l.metadata.name));
-    assert.deepEqual(acked.filter((n) => !stored.has(n)), [], 'every acknowledged write is there');
-    assert.equal(gens(done, 'root').join(), 'active', 'the cluster root CA was left alone');
+    assert.deepEqual(await writer.lost(), [], 'every acknowledged write is there');
+    assert.equal(generationStates(done, 'root'), 'active', 'the cluster root CA was left alone');
     assert.equal(done.rotation?.trigger, 'automatic');
 
     // New credentials (from the new generation) work; those of the retired generation are refused.

@@ -14,11 +14,10 @@ import { MEMBER_REPORTS, type MemberReport } from '../../src/fleet/etcd-members.
 import { parseCertificates } from '../../src/pki/index.js';
 import { waitFor } from '../../src/util/wait.js';
 import { exited, isAlive, killChild, tp, tpSpawn } from '../helpers/cli.js';
-import { ClusterWithNodes } from '../helpers/cluster-nodes.js';
+import { ClusterWithNodes, generationStates, leaseWriter } from '../helpers/cluster-nodes.js';
 import { freePorts } from '../helpers/etcd-cluster.js';
 
 const DAY = 86400;
-const LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
 
 describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane store member`', () => {
   const env = new ClusterWithNodes('tp-e2e-etcd-members-');
@@ -92,20 +91,8 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
 
     // A steady stream of writes through the API server, each a write to etcd, counted when acknowledged.
     const { client: admin } = await env.admin('ext');
-    const acked: string[] = [];
-    const failed: string[] = [];
-    let writing = true;
-    const writer = (async () => {
-      for (let i = 0; writing; i++) {
-        try {
-          await admin.post(LEASES, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `w-${i}`, namespace: 'kube-node-lease' }, spec: { holderIdentity: `w-${i}` } });
-          acked.push(`w-${i}`);
-        } catch (e) {
-          failed.push(`w-${i}: ${(e as Error).message}`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    const writer = leaseWriter(admin);
+    const { acked, failed } = writer;
 
     // The supervisor of m1 is killed with -9 during the first rotation and started again: it takes over the etcd the
     // killed one left running (or finishes the restart it was in, or starts etcd if it was stopped), and the rotation goes on. Both cases, each made
@@ -120,12 +107,11 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
     assert.ok(waiting.length >= 1 && waiting.length <= 3, waiting.join());
     supervisors[1] = tpSpawn(memberArgs[1]);
 
-    const states = (c: FleetCluster, kind: string) => c.authorities.find((a) => a.kind === kind)!.generations.map((g) => `${g.state}${g.hasKey ? '' : ' (no key)'}`).join();
     const done = await waitFor('both etcd CAs rotated', () => {
       const c = describeIt();
-      return states(c, 'etcd-api') === 'retired (no key),active' && states(c, 'etcd-peer') === 'retired (no key),active' && c.status === 'RUNNING' ? c : undefined;
+      return generationStates(c, 'etcd-api') === 'retired (no key),active' && generationStates(c, 'etcd-peer') === 'retired (no key),active' && c.status === 'RUNNING' ? c : undefined;
     }, 120000, 1000).catch((e: Error) => {
-      writing = false;
+      void writer.stop();
       throw new Error(`${e.message}\n${describeIt().statusMessage}\n${diag()}`);
     });
     // The members drop the retired generations from their trust: one more restart each, while writes go on.
@@ -135,15 +121,17 @@ describe('etcd CA rotation on a real 3-member etcd cluster run by `trustplane st
       const rs = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as MemberReport);
       for (const x of rs) etcdPids.add(x.pid);
       return rs.length === 3 && rs.every((x) => x.trusts['etcd-api'].join() === '2' && x.trusts['etcd-peer'].join() === '2' && x.certificates['etcd-api'] === 2 && x.certificates['etcd-peer'] === 2) ? rs : undefined;
-    }, 120000, 1000).finally(() => setTimeout(() => (writing = false), 1000));
-    await writer;
+    }, 120000, 1000).catch(async (e: Error) => {
+      await writer.stop();
+      throw e;
+    });
+    await new Promise((r) => setTimeout(r, 1000)); // writes go on after the members have moved
+    await writer.stop();
 
     assert.deepEqual(failed, [], `no write failed\n${failed.length ? diag() : ''}`);
     assert.ok(acked.length > 100, `writes ran throughout (${acked.length})`);
-    const list = await admin.get<{ items: Array<{ metadata: { name: string } }> }>(LEASES);
-    const stored = new Set(list.items.map((l) => l.metadata.name));
-    assert.deepEqual(acked.filter((n) => !stored.has(n)), [], 'every acknowledged write is there');
-    assert.equal(states(done, 'root'), 'active', 'the cluster root CA was left alone');
+    assert.deepEqual(await writer.lost(), [], 'every acknowledged write is there');
+    assert.equal(generationStates(done, 'root'), 'active', 'the cluster root CA was left alone');
     assert.equal(new Set(reports.map((r) => r.pid)).size, 3);
     for (const s of supervisors) assert.match(s.output(), /restarting etcd on the new trusted CA files/, 'each member was restarted by its supervisor');
     // Which one depends on where the kill fell: etcd running, stopping for a restart, or already stopped.

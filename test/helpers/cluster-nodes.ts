@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { adminKubeconfigEntry } from '../../src/cli/clusters.js';
-import type { BootstrapTokenResponse } from '../../src/fleet/api.js';
+import type { BootstrapTokenResponse, FleetCluster } from '../../src/fleet/api.js';
 import type { KubeconfigEntry } from '../../src/fleet/kubeconfig.js';
 import { ApiClient } from '../../src/node/api-client.js';
 import { killChild, tpSpawn } from './cli.js';
@@ -75,4 +75,46 @@ export function proxiedHealthz(api: ApiClient, node: string): Promise<string> {
         }),
     )
     .catch((e: Error) => `error: ${e.message}`);
+}
+
+const LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
+
+/**
+ * A steady stream of Lease creates through the API server (each one a store write), every 20 ms, counted when
+ * acknowledged. `stop()` ends it; `lost()` names the acknowledged ones the API server no longer has.
+ */
+export function leaseWriter(api: ApiClient): { acked: string[]; failed: string[]; stop(): Promise<void>; lost(): Promise<string[]> } {
+  const acked: string[] = [];
+  const failed: string[] = [];
+  let writing = true;
+  const done = (async () => {
+    for (let i = 0; writing; i++) {
+      const name = `w-${i}`;
+      try {
+        await api.post(LEASES, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec: { holderIdentity: name } });
+        acked.push(name);
+      } catch (e) {
+        failed.push(`${name}: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    acked,
+    failed,
+    stop() {
+      writing = false;
+      return done;
+    },
+    async lost() {
+      const list = await api.get<{ items: Array<{ metadata: { name: string } }> }>(LEASES);
+      const stored = new Set(list.items.map((l) => l.metadata.name));
+      return acked.filter((n) => !stored.has(n));
+    },
+  };
+}
+
+/** An authority's generations as "state" or "state (no key)", comma-separated, from `clusters describe -o json`. */
+export function generationStates(c: FleetCluster, kind: string): string {
+  return c.authorities.find((a) => a.kind === kind)!.generations.map((g) => `${g.state}${g.hasKey ? '' : ' (no key)'}`).join();
 }

@@ -7,6 +7,7 @@ import { invalidError } from '../status.js';
 import type { KubeObject, ObjectMeta, StatusCause, UserInfo } from '../types.js';
 import { isDnsSubdomain, metadataCauses, timestamp } from './meta.js';
 import { ObjectStore, type ListResult, type ObjectEvent, type ObjectWatch, type Preconditions, type ResourceInfo, type WriteOptions } from './object-store.js';
+import { LruMap } from '../../util/lru.js';
 
 export const CSR_RESOURCE: ResourceInfo = {
   group: 'certificates.k8s.io',
@@ -85,7 +86,7 @@ const PARSED_REQUESTS = 2048;
  * the bytes alone. Refusals are not kept. The ParsedCsr handed out is shared: read it, do not change it.
  */
 export class ParsedRequests {
-  private readonly byText = new Map<string, ParsedCsr>();
+  private readonly byText = new LruMap<string, ParsedCsr>(PARSED_REQUESTS);
 
   /** The parse of a request that passed every check before (requestCauses looks here first). */
   get(request: string): ParsedCsr | undefined {
@@ -99,8 +100,6 @@ export class ParsedRequests {
 
   private remember(request: string, p: ParsedCsr): ParsedCsr {
     this.byText.set(request, p);
-    // Oldest first out (a Map iterates in insertion order).
-    if (this.byText.size > PARSED_REQUESTS) this.byText.delete(this.byText.keys().next().value!);
     return p;
   }
 }

@@ -8,6 +8,7 @@ import { alreadyExistsError, badRequestError, conflictError, expiredError, notFo
 import type { KubeObject } from '../types.js';
 import { generateName, timestamp } from './meta.js';
 import { WatchCache } from './watch-cache.js';
+import { LruMap } from '../../util/lru.js';
 
 export interface ResourceInfo extends ResourceRef {
   apiVersion: string;
@@ -67,7 +68,7 @@ export class ObjectStore<T extends KubeObject> {
    * from them without reading the store; the compare-and-swap still proves them current, so a stale entry only costs
    * the read it would have cost anyway.
    */
-  private readonly latest = new Map<string, { value: string; rev: bigint }>();
+  private readonly latest = new LruMap<string, { value: string; rev: bigint }>(LATEST_MAX);
 
   constructor(
     readonly store: Store,
@@ -88,9 +89,7 @@ export class ObjectStore<T extends KubeObject> {
   }
 
   private remember(name: string, value: string, rev: bigint): void {
-    this.latest.delete(name);
     this.latest.set(name, { value, rev });
-    if (this.latest.size > LATEST_MAX) this.latest.delete(this.latest.keys().next().value as string);
   }
 
   private encode(obj: T): string {
