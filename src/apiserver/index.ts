@@ -1,9 +1,10 @@
-// The per-cluster API server: HTTPS on loopback with client-certificate or bootstrap-token authentication, state in the store.
-import type { Agent } from 'node:http';
-import { createServer, type Server } from 'node:https';
+// The per-cluster API server: HTTPS (HTTP/2 and HTTP/1.1 on one port) with client-certificate or bootstrap-token authentication, state in the store.
+import type { Agent, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Store } from '../store/client.js';
+import { ListenerGuard, type ConnectionLimits, type GuardStats } from '../tls/listener-guard.js';
 import { serverOptions } from '../tls/policy.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { invalid } from '../util/errors.js';
@@ -49,6 +50,10 @@ export interface ApiServerOptions {
   isRevoked?: (serialHex: string) => boolean;
   /** Reaches node endpoints through the reverse tunnel (an https.Agent dialling node names), for /api/v1/nodes/NAME/proxy/...; absent: not served. */
   nodeTransport?: () => Agent | undefined;
+  /** Handshake and idle timeouts, connection caps; defaults in DEFAULT_CONNECTION_LIMITS. */
+  limits?: ConnectionLimits;
+  /** Where the listener's rate-limited warnings (a cap biting, handshakes timing out) go; default standard error. */
+  log?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 export interface RunningApiServer {
@@ -62,11 +67,32 @@ export interface RunningApiServer {
   revocationsChanged(): void;
   /** New serving certificate for new connections, without a restart. */
   setServingCert(c: { cert: string; key: string }): void;
+  /** Connections open now, what the listener guard refused or closed, and HTTP/2 sessions opened so far. */
+  connectionStats(): GuardStats & { h2Sessions: number };
   close(): Promise<void>;
 }
 
-/** Idle kept-alive connections are closed after this long. */
-const KEEP_ALIVE_MS = 65_000;
+/**
+ * Headers that describe one HTTP/1.1 connection (RFC 9113 8.2.2): an HTTP/2 response must not carry them, and node's
+ * HTTP/2 layer throws on them, so the handlers (written for both) have them dropped on HTTP/2.
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+function withoutHopByHop(headers: OutgoingHttpHeaders | readonly unknown[] | undefined): OutgoingHttpHeaders | readonly unknown[] | undefined {
+  if (!headers || Array.isArray(headers)) return headers;
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers as OutgoingHttpHeaders)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
+  return out;
+}
+
+/** Makes one HTTP/2 compat response ignore connection-specific headers the handlers set for HTTP/1.1. */
+function dropHopByHopHeaders(res: http2.Http2ServerResponse): void {
+  const setHeader = res.setHeader.bind(res);
+  const writeHead = res.writeHead.bind(res) as (code: number, ...rest: unknown[]) => http2.Http2ServerResponse;
+  res.setHeader = (name: string, value: number | string | readonly string[]) => (HOP_BY_HOP.has(name.toLowerCase()) ? res : setHeader(name, value));
+  res.writeHead = ((code: number, a?: unknown, b?: unknown) =>
+    typeof a === 'string' ? writeHead(code, a, withoutHopByHop(b as OutgoingHttpHeaders)) : writeHead(code, withoutHopByHop(a as OutgoingHttpHeaders))) as typeof res.writeHead;
+}
 
 export async function startApiServer(o: ApiServerOptions): Promise<RunningApiServer> {
   const clock = o.clock ?? systemClock;
@@ -95,18 +121,27 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     nodeTransport: o.nodeTransport,
   });
   let trustHeader = trustHeaderValue(o.clientCa, o.tls.cert);
-  const server: Server = createServer(tlsOptions(), (req, res) => {
+  // Bounded handshakes and idle time, capped connections; handshake failures (old TLS versions, bad certificates) are
+  // the client's problem and end only their connection.
+  const guard = new ListenerGuard({ name: `API server of cluster ${o.cluster}`, limits: o.limits, tls: true, requests: 'http', log: o.log });
+  // HTTP/2 beside HTTP/1.1, as kube-apiserver: ALPN picks h2 for kubectl and Go clients, HTTP/1.1 for the rest. The
+  // handlers see node's compat request/response, which has what they use of IncomingMessage/ServerResponse.
+  // 100 concurrent streams per connection, kube-apiserver's figure since CVE-2023-44487 (Go's client default too).
+  const server = http2.createSecureServer({ ...tlsOptions(), ...guard.serverOptions(), allowHTTP1: true, settings: { maxConcurrentStreams: 100 } }, (req, res) => {
+    if (req.httpVersionMajor === 2) dropHopByHopHeaders(res);
     res.setHeader(TRUST_BUNDLE_HEADER, trustHeader);
-    handler(req, res);
+    handler(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   });
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
-  // Handshake failures (old TLS versions, bad certificates) are the client's problem; they must not end the server.
-  server.on('tlsClientError', () => {});
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+  guard.attach(server);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let h2Sessions = 0;
+  server.on('session', (s) => {
+    h2Sessions++;
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
   });
+  // A failed session (a client speaking garbage after the preface) ends only itself.
+  server.on('sessionError', () => undefined);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -148,14 +183,18 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
       trustHeader = trustHeaderValue(material.ca, c.cert);
       server.setSecureContext(tlsOptions());
     },
+    connectionStats() {
+      return { ...guard.stats(), h2Sessions };
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         authenticator.close();
         for (const end of [...watches]) end();
         server.close(() => resolve());
-        server.closeIdleConnections();
-        // Requests in flight get a moment to finish; then every connection goes.
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
+        // HTTP/2 clients are told with a GOAWAY; requests in flight get a moment to finish; then every connection goes.
+        for (const s of sessions) s.close();
+        guard.closeIdle();
+        setTimeout(() => guard.destroyAll(), 2000).unref();
       });
       return closing;
     },

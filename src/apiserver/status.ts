@@ -71,6 +71,13 @@ export const methodNotAllowedError = (method: string) =>
 
 export const expiredError = (message: string) => new ApiError('Conflict', message, undefined, 'Expired', 410);
 
+/** A read at a revision the store has not reached yet, as kube-apiserver words it (504 Timeout, retry in a second). */
+export const tooLargeResourceVersionError = (asked: bigint, current: bigint) =>
+  new ApiError('Timeout', `Too large resource version: ${asked}, current: ${current}`, {
+    causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+    retryAfterSeconds: 1,
+  });
+
 export const unsupportedMediaTypeError = (type: string, supported: string[]) =>
   new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${supported.join(', ')}`, {
     causes: [{ reason: 'UnsupportedMediaType', message: `unsupported media type "${type}"` }],

@@ -1,6 +1,7 @@
 // The CA service's append-only audit log: one JSON line per decision, allowed or denied, never key material.
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, writeSync } from 'node:fs';
 import type { Clock } from '../util/clock.js';
+import { openPrivateFile } from '../util/files.js';
 
 export interface AuditEntry {
   decision: 'allow' | 'deny';
@@ -25,7 +26,7 @@ export class AuditLog {
     readonly path: string,
     private readonly clock: Clock,
   ) {
-    this.fd = openSync(path, 'a', 0o600);
+    this.fd = openPrivateFile(path);
   }
 
   /**

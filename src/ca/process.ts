@@ -119,9 +119,9 @@ export async function runCaProcess(o: CaProcessOptions): Promise<RunningCa> {
     writeFileAtomic(p.fleetKey, fleet.key, 0o600);
     writeFileAtomic(p.fleetCert, fleet.cert, 0o600);
   }
-  writeFileAtomic(p.serviceCa, serviceCa, 0o644);
+  writeFileAtomic(p.serviceCa, serviceCa);
   const endpoint: Endpoint = { url: server.url, pid: process.pid, keystore: keys.type };
-  writeFileAtomic(p.endpoint, JSON.stringify(endpoint, null, 2) + '\n', 0o644);
+  writeFileAtomic(p.endpoint, JSON.stringify(endpoint, null, 2) + '\n');
 
   let stopped = false;
   return {

@@ -44,7 +44,15 @@ function signInput(v: unknown): SignInput {
   if (o.expirationSeconds !== undefined && typeof o.expirationSeconds !== 'number') throw invalid('"expirationSeconds" must be a number');
   if (o.admin !== undefined && typeof o.admin !== 'boolean') throw invalid('"admin" must be a boolean');
   if (o.onBehalfOf !== undefined && typeof o.onBehalfOf !== 'string') throw invalid('"onBehalfOf" must be a string');
-  return { signer: o.signer, csr: o.csr, expirationSeconds: o.expirationSeconds as number | undefined, admin: o.admin as boolean | undefined, onBehalfOf: o.onBehalfOf as string | undefined };
+  if (o.usages !== undefined && !(Array.isArray(o.usages) && o.usages.every((u) => typeof u === 'string'))) throw invalid('"usages" must be an array of strings');
+  return {
+    signer: o.signer,
+    csr: o.csr,
+    expirationSeconds: o.expirationSeconds as number | undefined,
+    admin: o.admin as boolean | undefined,
+    onBehalfOf: o.onBehalfOf as string | undefined,
+    ...(o.usages !== undefined ? { usages: o.usages as string[] } : {}),
+  };
 }
 
 async function route(svc: CaService, caller: CallerIdentity, method: string, parts: string[], body: () => Promise<unknown>): Promise<[number, unknown]> {

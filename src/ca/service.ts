@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KeyStore } from '../keystore/keystore.js';
 import type { KeyAlgorithm, Name, ParsedCsr, Signer } from '../pki/types.js';
-import { buildCertificate, crossSign, formatName, parseCertificate, parseCsr, parseCsrAsync, pemEncode, selfSignedCa } from '../pki/index.js';
+import { SIGNER_APISERVER_SERVING, buildCertificate, crossSign, formatName, parseCertificate, parseCsr, parseCsrAsync, pemEncode, selfSignedCa, serviceSignerName } from '../pki/index.js';
 import type { Clock } from '../util/clock.js';
 import { TrustplaneError, forbidden, invalid, notFound, conflict } from '../util/errors.js';
 import { Mutex } from '../util/mutex.js';
@@ -47,6 +47,8 @@ export interface SignInput {
   admin?: boolean;
   /** Who asked the caller for this (e.g. the Kubernetes user behind a CSR), for the audit log. */
   onBehalfOf?: string;
+  /** spec.usages of the CSR: checked against the signer's table and issued exactly; absent, the profile's own. */
+  usages?: string[];
 }
 
 export interface AuthorityView {
@@ -160,7 +162,7 @@ export class CaService {
       },
       issuer,
     );
-    return this.recordIssued(der, issuer, 'service', { op: 'issue-caller', requester, cluster, signer: `trustplane.io/service-${who.role}` });
+    return this.recordIssued(der, issuer, 'service', { op: 'issue-caller', requester, cluster, signer: serviceSignerName(who.role) });
   }
 
   // ---- clusters ----
@@ -231,8 +233,10 @@ export class CaService {
     g.notAfter = cert.notAfter.toISOString();
     g.sha256 = cert.sha256;
     g.subject = formatName(cert.subject);
-    if (previous?.keyId && previous.certificate) {
-      const prevCert = parseCertificate(previous.certificate);
+    const prevCert = previous?.keyId && previous.certificate ? parseCertificate(previous.certificate) : undefined;
+    // An old generation that has already expired vouches for nobody: the new one stands alone, else an expired root
+    // could never be replaced (crossSign refuses a certificate ending before it starts) and the cluster would stay DEGRADED.
+    if (previous?.keyId && prevCert && prevCert.notAfter.getTime() > cert.notBefore.getTime()) {
       const prevSigner = await this.keys.signer(previous.keyId);
       const cross = await crossSign(cert, { subject: prevCert.subject, publicKey: prevCert.publicKey, signer: prevSigner, notAfter: prevCert.notAfter });
       g.crossCertificate = pemEncode('CERTIFICATE', cross);
@@ -415,13 +419,35 @@ export class CaService {
     }
     const kind = this.authorityOfSigner(input.signer);
     const issuer = kind ? await this.issuerFor(cluster, kind) : undefined;
-    const d = decide(caller, cluster, { signer: input.signer, csr, expirationSeconds: input.expirationSeconds, admin: input.admin }, issuer?.notAfter ?? new Date(0), this.clock.now());
+    const d = decide(
+      caller,
+      cluster,
+      { signer: input.signer, csr, expirationSeconds: input.expirationSeconds, admin: input.admin, usages: input.usages, reservations: rec.servingReservations },
+      issuer?.notAfter ?? new Date(0),
+      this.clock.now(),
+    );
     if (!d.allow) {
       this.audit.record({ ...base, decision: 'deny', subject: formatName(csr.subject), reason: d.reason });
-      throw new TrustplaneError(d.code, `${input.signer} refused the CSR for cluster "${rec.name}": ${d.reason}`);
+      throw new TrustplaneError(d.code, `${input.signer || 'an empty signer name'} refused the CSR for cluster "${rec.name}": ${d.reason}`);
     }
+    if (d.profile.name === SIGNER_APISERVER_SERVING) this.reserveApiServerNames(rec, d.template.sans);
     const der = await buildCertificate(d.template, issuer!);
     return this.recordIssued(der, issuer!, d.profile.authority, base);
+  }
+
+  /**
+   * The API server's names and addresses, learnt from the serving certificates the CA issues it: from then on no
+   * kubelet serving certificate of the cluster may carry them (profiles.ts reservedServingSan). Recorded before the
+   * certificate is built, so none is ever out without its reservation.
+   */
+  private reserveApiServerNames(rec: ClusterRecord, sans: { dns?: string[]; ip?: string[] } | undefined): void {
+    const r = (rec.servingReservations ??= { dns: [], ip: [] });
+    const dns = (sans?.dns ?? []).map((d) => d.toLowerCase()).filter((d) => !r.dns.includes(d));
+    const ip = (sans?.ip ?? []).filter((a) => !r.ip.includes(a));
+    if (dns.length === 0 && ip.length === 0) return;
+    r.dns.push(...dns);
+    r.ip.push(...ip);
+    this.state.save();
   }
 
   private authorityOfSigner(signer: string): AuthorityKind | undefined {

@@ -14,6 +14,11 @@ export interface ClusterRecord {
   keyAlgorithm: KeyAlgorithm;
   lifetimes: Record<AuthorityKind, number>; // seconds, per authority
   authorities: Record<AuthorityKind, Authority>;
+  /**
+   * The names and addresses no kubelet serving certificate of this cluster may carry: the SANs of the API server's
+   * serving certificates, recorded as the CA issues them; the service network (defaults when absent).
+   */
+  servingReservations?: { dns: string[]; ip: string[]; serviceCidrs?: string[] };
 }
 
 export interface ServiceAuthority {

@@ -13,7 +13,7 @@ import { systemClock } from '../util/clock.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { invalid } from '../util/errors.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
-import { confirmByName, outputFormat, printJson, printTable } from './output.js';
+import { confirmByName, outputFormat, printJson, printTable, safe } from './output.js';
 
 const ALGORITHMS: Record<string, KeyAlgorithm> = {
   p256: { kind: 'ec', curve: 'P-256' },
@@ -43,17 +43,17 @@ export function authorityRows(authorities: AuthorityView[], now = systemClock.no
 
 export function printClusterDescription(c: FleetCluster): void {
   const lines = [
-    `name: ${c.name}`,
-    `uid: ${c.uid}`,
-    `created: ${c.createdAt}`,
-    `status: ${c.status}`,
-    `statusMessage: ${c.statusMessage}`,
-    `endpoint: ${c.endpoint || '-'}`,
-    `store: ${c.store.type} ${c.store.endpoints.join(',')}`,
-    `caCertHash: ${c.caCertHash}`,
-    `nodePools: ${c.nodePools.map((p) => p.name).join(', ') || '-'}`,
-    ...(c.maintenanceWindow ? [`maintenanceWindow: daily ${c.maintenanceWindow.start} UTC for ${c.maintenanceWindow.hours}h`] : []),
-    ...(c.rotation ? [`credentialRotation: ${rotationLine(c.rotation)}`] : []),
+    safe`name: ${c.name}`,
+    safe`uid: ${c.uid}`,
+    safe`created: ${c.createdAt}`,
+    safe`status: ${c.status}`,
+    safe`statusMessage: ${c.statusMessage}`,
+    safe`endpoint: ${c.endpoint || '-'}`,
+    safe`store: ${c.store.type} ${c.store.endpoints.join(',')}`,
+    safe`caCertHash: ${c.caCertHash}`,
+    safe`nodePools: ${c.nodePools.map((p) => p.name).join(', ') || '-'}`,
+    ...(c.maintenanceWindow ? [safe`maintenanceWindow: daily ${c.maintenanceWindow.start} UTC for ${c.maintenanceWindow.hours}h`] : []),
+    ...(c.rotation ? [safe`credentialRotation: ${rotationLine(c.rotation)}`] : []),
   ];
   process.stdout.write(lines.join('\n') + '\n\n');
   printTable(['AUTHORITY', 'GEN', 'STATE', 'NOT AFTER', 'TIME LEFT', 'SHA-256', 'SUBJECT'], authorityRows(c.authorities));
@@ -230,10 +230,10 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       await using(fleetApi(dataDirOf(globals())), async (f) => {
         const l = await f.lifetime(name);
         if (fmt === 'json') return printJson(l);
-        process.stdout.write(`cluster ${l.cluster}: ${l.status}${l.statusMessage ? ` (${l.statusMessage})` : ''}\n`);
-        if (l.rotation) process.stdout.write(`credential rotation: ${rotationLine(l.rotation)}\n`);
+        process.stdout.write(safe`cluster ${l.cluster}: ${l.status}` + (l.statusMessage ? safe` (${l.statusMessage})` : '') + '\n');
+        if (l.rotation) process.stdout.write(safe`credential rotation: ${rotationLine(l.rotation)}` + '\n');
         if (l.waitingFor?.length)
-          process.stdout.write(`waiting for ${l.waitingFor.length}: ${l.waitingFor.slice(0, 20).join(', ')}${l.waitingFor.length > 20 ? ` and ${l.waitingFor.length - 20} more` : ''}\n`);
+          process.stdout.write(`waiting for ${l.waitingFor.length}: ${safe`${l.waitingFor.slice(0, 20).join(', ')}`}${l.waitingFor.length > 20 ? ` and ${l.waitingFor.length - 20} more` : ''}\n`);
         if (l.maintenanceWindow) process.stdout.write(`maintenance window: daily ${l.maintenanceWindow.start} UTC for ${l.maintenanceWindow.hours}h\n`);
         process.stdout.write('\n');
         const rows: string[][] = [];

@@ -1,6 +1,7 @@
 // The trustplane command: global flags, the command groups, and one way of turning errors into messages and exit codes.
 import { Command, CommanderError } from 'commander';
 import { TrustplaneError } from '../util/errors.js';
+import { restrictUmask } from '../util/files.js';
 import * as ca from './ca.js';
 import * as clusters from './clusters.js';
 import type { GlobalOptions } from './context.js';
@@ -10,8 +11,11 @@ import * as nodePools from './node-pools.js';
 import * as nodes from './nodes.js';
 import * as serve from './serve.js';
 import * as up from './up.js';
+import { escapeForTerminal, safe } from './output.js';
 
 export async function main(argv: string[]): Promise<number> {
+  // Every process of trustplane runs this main: what it (and SQLite, and etcd under it) creates is the owner's only.
+  restrictUmask();
   const program = new Command('trustplane');
   program
     .description('trustplane: a cluster trust control plane (per-cluster CAs with non-exportable keys, node TLS bootstrap, mTLS everywhere)')
@@ -37,10 +41,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof TrustplaneError) {
-      process.stderr.write(`error: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      // A message may quote what a peer sent (a certificate's CN, a node's answer): escaped, never acted on by the terminal.
+      process.stderr.write(safe`error: ${e.message}` + '\n' + (e.hint ? safe`hint: ${e.hint}` + '\n' : ''));
       return e.exitCode;
     }
-    process.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.stderr.write(`error: ${escapeForTerminal((e as Error)?.stack ?? String(e), { keepNewlines: true })}\n`);
     return 1;
   }
 }

@@ -5,6 +5,7 @@ import { DEFAULT_WAIT_TIMEOUT_MS, joinNode, startNodeAgent, type NodeAgent, type
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { TrustplaneError } from '../util/errors.js';
 import type { GlobalOptions } from './context.js';
+import { safe } from './output.js';
 
 /** Where a node keeps its credentials unless told: $TRUSTPLANE_NODE_DATA_DIR, else ./.trustplane-node. */
 export function defaultNodeDataDir(): string {
@@ -45,7 +46,7 @@ async function runUntilSignal(agent: NodeAgent): Promise<void> {
       `  client certificate ${s.clientCertificate.serial}, valid until ${s.clientCertificate.notAfter}, renewed around ${s.clientCertificate.renewAt}\n` +
       (s.servingCertificate
         ? `  serving certificate ${s.servingCertificate.serial}, valid until ${s.servingCertificate.notAfter}\n`
-        : `  no serving certificate yet (${s.servingError ?? 'pending'}); the node endpoint waits for it\n`) +
+        : safe`  no serving certificate yet (${s.servingError ?? 'pending'}); the node endpoint waits for it` + '\n') +
       (s.tunnel ? `  reverse tunnel to ${s.tunnel.url}\n` : '  no tunnel server is known for this cluster\n') +
       `  state and log (agent.log) in ${agent.dataDir}\n` +
       'Running; Ctrl-C stops the agent (the node keeps its credentials).\n',
@@ -108,7 +109,7 @@ export function registerNodeCommands(program: Command): void {
         } catch (e) {
           if (!(e instanceof TrustplaneError && e.reason === 'Unavailable') || stop) throw e;
           const wait = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
-          process.stderr.write(`${e.message}; trying again in ${(wait / 1000).toFixed(1)} s\n`);
+          process.stderr.write(safe`${e.message}` + `; trying again in ${(wait / 1000).toFixed(1)} s\n`);
           await new Promise((r) => setTimeout(r, wait));
           if (stop) throw e;
         }

@@ -4,17 +4,17 @@ import type { Command } from 'commander';
 import type { Lease, Node } from '../apiserver/index.js';
 import type { FleetClient } from '../fleet/client.js';
 import { ApiClient } from '../node/api-client.js';
+import { isNodeName } from '../pki/node-identity.js';
 import { formatDuration } from '../util/duration.js';
 import { invalid, TrustplaneError } from '../util/errors.js';
 import { adminKubeconfigEntry } from './clusters.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { commandGroup } from './groups.js';
 import { registerSimulate } from './nodes-simulate.js';
-import { confirmByName, outputFormat, printJson, printTable } from './output.js';
+import { confirmByName, escapeForTerminal, outputFormat, printJson, printTable, safe } from './output.js';
 
 /** As the node lifecycle controller's grace period: a Lease older than this means the agent has stopped reporting. */
 const LEASE_GRACE_S = 40;
-const NODE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 /** The cluster a nodes command is about: --cluster, or the only one there is. */
 export async function clusterOf(f: FleetClient, flag: string | undefined): Promise<string> {
@@ -45,7 +45,7 @@ async function withCluster<T>(dataDir: string, flag: string | undefined, fn: (ap
 }
 
 function checkNodeName(name: string): void {
-  if (!NODE_NAME.test(name) || name.length > 253) throw invalid(`"${name}" is not a node name`, 'node names are lower-case DNS names; `trustplane nodes list` shows them');
+  if (!isNodeName(name)) throw invalid(`${JSON.stringify(name)} is not a node name`, 'node names are lower-case DNS names; `trustplane nodes list` shows them');
 }
 
 export interface NodeRow {
@@ -130,7 +130,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
         const healthy = body === 'ok';
         if (fmt === 'json') printJson({ cluster, node, healthy, answer: body, latencyMs: Math.round(ms * 10) / 10 });
-        else process.stdout.write(`${node}: ${healthy ? 'healthy' : `not healthy: ${body}`} (through the tunnel, ${ms.toFixed(1)} ms)\n`);
+        else process.stdout.write(`${safe`${node}`}: ${healthy ? 'healthy' : safe`not healthy: ${body}`} (through the tunnel, ${ms.toFixed(1)} ms)\n`);
         if (!healthy) process.exitCode = 1;
       });
     });
@@ -163,7 +163,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
           const stop = () => res.destroy();
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
-          res.on('data', (c: Buffer) => process.stdout.write(c));
+          // What the node sends is text for a terminal: decoded across chunk edges, its control characters escaped.
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => process.stdout.write(escapeForTerminal(c, { keepNewlines: true })));
           res.on('end', resolve);
           res.on('close', () => {
             process.off('SIGINT', stop);

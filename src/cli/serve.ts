@@ -15,7 +15,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--listen <host:port>', 'fleet API address; cluster API servers and stores bind to the same loopback host', '127.0.0.1:0')
     .option('--tls-min-version <v>', 'minimum TLS version on every listener: 1.2 or 1.3', '1.2')
     .option('--ca-wait <seconds>', 'how long to wait for the CA service at start', '30')
-    .option('--metrics-port <port>', 'port of the plain-HTTP Prometheus /metrics listener on the same loopback host (0: a free one; its URL is in <data-dir>/host/endpoint.json)', '0')
+    .option('--metrics-port <port>', 'port of the HTTPS Prometheus /metrics listener on the same loopback host, for the fleet admin certificate or the bearer token in <data-dir>/host/metrics-token (0: a free one; its URL is in <data-dir>/host/endpoint.json)', '0')
     .option('--lifetime-check-interval <duration>', "how often the lifetime controller looks at every cluster's CAs (starts and completes automatic rotations)", '1m')
     .action(async (o: { listen: string; tlsMinVersion: string; caWait: string; lifetimeCheckInterval: string; metricsPort: string }) => {
       if (!/^\d+$/.test(o.metricsPort) || Number(o.metricsPort) > 65535) throw invalid(`--metrics-port "${o.metricsPort}" is not a port number`);

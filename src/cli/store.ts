@@ -13,6 +13,7 @@ import type { CaClient } from '../ca/client.js';
 import { writeFileAtomic } from '../util/files.js';
 import { createLogger } from '../util/log.js';
 import { MemberSupervisor, checkEtcdArgs, etcdTlsFlags, writeMemberFiles } from '../store/member-supervisor.js';
+import { SIGNER_ETCD_CLIENT } from '../pki/signer-names.js';
 import { parseListen } from './ca.js';
 import { dataDirOf, fleetClient, type GlobalOptions } from './context.js';
 import { outputFormat, printJson } from './output.js';
@@ -91,7 +92,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       try {
         const view = await ca.describeCluster(cluster);
         const apiCa = view.authorities.find((a) => a.kind === 'etcd-api')!.bundle;
-        const cred = await localCredential([{ type: 'CN', value: o.name }], (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-client', csr }));
+        const cred = await localCredential([{ type: 'CN', value: o.name }], (csr) => ca.sign(cluster, { signer: SIGNER_ETCD_CLIENT, csr }));
         const dir = resolve(o.out);
         const files = writeBundle(dir, { 'ca.crt': { data: apiCa, mode: 0o644 }, 'client.crt': { data: cred.cert, mode: 0o644 }, 'client.key': { data: cred.key, mode: 0o600 } });
         const url = storeUrl(dataDir, cluster) ?? 'https://127.0.0.1:<store port>';

@@ -2,7 +2,8 @@
 // <data dir>/nodes/<cluster>/<node>. A node that has joined before starts again on its credentials (`node start`);
 // a new one joins with a single-use bootstrap token bound to its name (`node join`).
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { ensurePrivateDir } from '../util/files.js';
 import { join } from 'node:path';
 import type { Node } from '../apiserver/index.js';
 import type { FleetClient } from '../fleet/client.js';
@@ -37,7 +38,7 @@ export async function startLocalNodes(
   for (let i = 1; i <= count; i++) {
     const name = localNodeName(cluster, i);
     const dir = join(localNodesDir(dataDir, cluster), name);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(dir);
     const p = nodePaths(dir);
     const stdoutLog = join(dir, 'stdout.log');
     // The token goes by environment, not argv, so that the process list does not show it. A node that has joined before

@@ -1,12 +1,12 @@
-// `trustplane up`: the all-in-one local control plane: the CA service and the host as children, a cluster, its kubeconfig, how to use it.
+// `trustplane up`: the all-in-one local control plane: the CA service and the host as supervised children, a cluster, its kubeconfig, how to use it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { buildKubeconfig } from '../fleet/kubeconfig.js';
 import { caPaths, clusterPaths, defaultDataDir, hostPaths } from '../util/datadir.js';
-import { writeFileAtomic } from '../util/files.js';
+import { ensurePrivateDir, openPrivateFile, writeFileAtomic } from '../util/files.js';
 import { invalid, TrustplaneError } from '../util/errors.js';
 import { nodePaths } from '../node/state.js';
 import { localNodesDir, startLocalNodes, waitForNodes, type LocalNode } from './up-nodes.js';
@@ -14,6 +14,7 @@ import { waitFor } from '../util/wait.js';
 import { adminKubeconfigEntry, printClusterDescription } from './clusters.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { printJson } from './output.js';
+import { describeExit, SupervisedChild } from './up-supervisor.js';
 
 const NODES_READY_TIMEOUT_MS = 120_000;
 const BIN = fileURLToPath(new URL('../../../bin/trustplane.js', import.meta.url));
@@ -23,7 +24,7 @@ function progress(msg: string) {
 }
 
 export function startChild(args: string[], logFile: string, env: Record<string, string> = {}): ChildProcess {
-  const out = openSync(logFile, 'a', 0o600);
+  const out = openPrivateFile(logFile);
   return spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
 }
 
@@ -42,15 +43,17 @@ export function stopChild(child: ChildProcess, timeoutMs = 10000): Promise<void>
 /** Starts `args` as a child and waits until it has written its endpoint file naming its own pid. */
 async function startService(what: string, args: string[], endpointFile: string, logFile: string): Promise<ChildProcess> {
   const child = startChild(args, logFile);
-  let exited = false;
-  child.once('exit', () => (exited = true));
+  // A child that dies during start-up is told at once, not after the wait for its endpoint has run out.
+  let exit: string | undefined;
+  child.once('exit', (code, signal) => (exit = describeExit(code, signal)));
   try {
-    await waitFor(what, () => {
-      if (exited) throw new TrustplaneError('Unavailable', `${what} exited during start-up; see ${logFile}`);
+    const ok = await waitFor(what, () => {
+      if (exit) return 'exited';
       if (!existsSync(endpointFile)) return undefined;
       const ep = JSON.parse(readFileSync(endpointFile, 'utf8')) as { pid: number };
-      return ep.pid === child.pid ? ep : undefined;
+      return ep.pid === child.pid ? 'serving' : undefined;
     }, 60000);
+    if (ok === 'exited') throw new TrustplaneError('Unavailable', `${what} exited during start-up (${exit}); see ${logFile}`);
   } catch (e) {
     await stopChild(child);
     throw e;
@@ -72,14 +75,53 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const dataDir = dataDirOf(globals());
       const cp = caPaths(dataDir);
       const hp = hostPaths(dataDir);
-      mkdirSync(cp.dir, { recursive: true, mode: 0o700 });
-      mkdirSync(hp.dir, { recursive: true, mode: 0o700 });
-      const children: ChildProcess[] = [];
+      ensurePrivateDir(dataDir);
+      ensurePrivateDir(cp.dir);
+      ensurePrivateDir(hp.dir);
       let stopping: Promise<void> | undefined;
+      let gaveUp: (() => void) | undefined;
+      const onGaveUp = () => {
+        if (stopping) return;
+        process.exitCode = 1;
+        gaveUp?.();
+        void stopAll();
+      };
+      // Both are restarted when they die: the nodes keep talking to the host through a CA restart, and come back to a
+      // restarted host on their own (its API servers and tunnel servers keep their ports).
+      const ca = new SupervisedChild({ what: 'the CA service', logFile: cp.log, start: () => startService('the CA service', ['ca', 'serve', '--data-dir', dataDir], cp.endpoint, cp.log), stopChild, progress, onGaveUp });
+      // A restarted host keeps the metrics port printed below; should it fail to start, the next attempt takes any port
+      // (another process may have taken that one meanwhile), and the new URL is printed.
+      let metricsPort = '0';
+      let printedMetricsPort: string | undefined;
+      const startHost = async () => {
+        let child: ChildProcess;
+        try {
+          child = await startService('the control plane host', ['serve', '--data-dir', dataDir, '--metrics-port', metricsPort], hp.endpoint, hp.log);
+        } catch (e) {
+          metricsPort = '0';
+          throw e;
+        }
+        const url = (JSON.parse(readFileSync(hp.endpoint, 'utf8')) as { metricsUrl?: string }).metricsUrl;
+        const port = url ? new URL(url).port : '0';
+        if (printedMetricsPort && port !== printedMetricsPort) progress(`the metrics URL is now ${url}`);
+        metricsPort = port;
+        return child;
+      };
+      const host = new SupervisedChild({
+        what: 'the control plane host',
+        logFile: hp.log,
+        start: startHost,
+        stopChild,
+        progress,
+        onGaveUp,
+      });
+      const nodeChildren: ChildProcess[] = [];
       const stopAll = () =>
         (stopping ??= (async () => {
           progress('stopping');
-          for (const c of [...children].reverse()) await stopChild(c);
+          for (const c of [...nodeChildren].reverse()) await stopChild(c);
+          await host.stop();
+          await ca.stop();
         })());
       const kubeconfigs: string[] = [];
       let localNodes: LocalNode[] = [];
@@ -89,9 +131,12 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       process.once('SIGTERM', early);
       try {
         progress(`starting the CA service (data dir ${dataDir}, log ${cp.log})`);
-        children.push(await startService('the CA service', ['ca', 'serve', '--data-dir', dataDir], cp.endpoint, cp.log));
+        await ca.start();
+        progress(`the CA service is running (pid ${ca.pid})`);
         progress(`starting the control plane host (log ${hp.log})`);
-        children.push(await startService('the control plane host', ['serve', '--data-dir', dataDir], hp.endpoint, hp.log));
+        await host.start();
+        progress(`the control plane host is running (pid ${host.pid})`);
+        printedMetricsPort = metricsPort;
         await using(fleetApi(dataDir), async (f) => {
           let clusters = await f.list();
           if (clusters.length === 0) {
@@ -120,7 +165,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
           if (target && nodeCount > 0) {
             progress(`starting ${nodeCount} local node agent(s) for cluster ${target.name} (node data dirs in ${localNodesDir(dataDir, target.name)})`);
             localNodes = await startLocalNodes(f, dataDir, target.name, nodeCount, startChild, progress);
-            children.push(...localNodes.map((n) => n.child));
+            nodeChildren.push(...localNodes.map((n) => n.child));
             const late = await waitForNodes(f, target.name, localNodes, NODES_READY_TIMEOUT_MS, progress);
             if (late.length) progress(`not ready after ${NODES_READY_TIMEOUT_MS / 1000} s: ${late.join(', ')}; their logs are agent.log in their node data dirs`);
           }
@@ -142,7 +187,13 @@ export function register(program: Command, globals: () => GlobalOptions): void {
           process.stdout.write(
             [
               `The control plane is up. The admin kubeconfig is ${first}`,
-              ...(metricsUrl ? [`Prometheus metrics (CA expiry, rotations, nodes per generation): ${metricsUrl}`] : []),
+              ...(metricsUrl
+                ? [
+                    `Prometheus metrics (CA expiry, rotations, nodes per generation): ${metricsUrl}`,
+                    `  HTTPS, for the bearer token in ${hp.metricsToken} or the fleet administrator's certificate (${cp.fleetCert}); the CA is ${cp.serviceCa}:`,
+                    `  curl --cacert ${cp.serviceCa} -H "Authorization: Bearer $(cat ${hp.metricsToken})" ${metricsUrl}`,
+                  ]
+                : []),
               'Try, in another terminal:',
               `  export KUBECONFIG=${first}`,
               '  kubectl get nodes',
@@ -169,16 +220,10 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         const onSignal = () => void stopAll().then(resolve);
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
+        gaveUp = () => void stopAll().then(resolve);
         for (const n of localNodes)
           n.child.once('exit', (code, signal) => {
             if (!stopping) progress(`node agent ${n.name} exited (${signal ?? code}); see ${nodePaths(n.dataDir).log}`);
-          });
-        for (const [i, c] of children.slice(0, 2).entries())
-          c.once('exit', (code, signal) => {
-            if (stopping) return;
-            progress(`the ${i === 0 ? 'CA service' : 'control plane host'} exited (${signal ?? code}); see ${i === 0 ? cp.log : hp.log}`);
-            process.exitCode = 1;
-            void stopAll().then(resolve);
           });
       });
     });

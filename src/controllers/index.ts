@@ -1,5 +1,6 @@
 // The CSR control loops of one cluster — approver, signer, CSR cleaner, bootstrap token cleaner — started and stopped together.
 import { CsrRegistry, NodeRegistry, type Registries } from '../apiserver/index.js';
+import type { ServingReservations } from '../ca/profiles.js';
 import type { Store } from '../store/client.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -10,8 +11,9 @@ import type { CsrSigningBackend } from './signer/signing.js';
 import { BootstrapTokenCleaner } from './token-cleaner/token-cleaner.js';
 
 export type { CsrSigningBackend } from './signer/signing.js';
-export { CA_SIGNERS, FAILED_REASON, chainPem, classifyCaError, signInputOf, signingAction, type CaOutcome, type SigningAction } from './signer/signing.js';
-export { APPROVAL_NOTE_ANNOTATION, APPROVED_REASON, canonicalIp, decideApproval, type ApprovalFacts, type ApprovalRule, type ApprovalVerdict } from './approver/approval.js';
+export { CA_SIGNERS, FAILED_REASON, SIGNING_NOTE_ANNOTATION, unservedSignerNote, chainPem, classifyCaError, signInputOf, signingAction, type CaOutcome, type SigningAction } from './signer/signing.js';
+export { APPROVAL_NOTE_ANNOTATION, APPROVED_REASON, canonicalIp, decideApproval, type ApprovalFacts, type ApprovalRule, type ApprovalVerdict, type ServingFacts } from './approver/approval.js';
+export { NODE_POOL_PREFIX, checkPoolServing, readNodePoolPolicy, type NodePoolPolicy, type NodePoolServing } from './node-pool-policy.js';
 export {
   APPROVED_EXPIRATION_MS,
   DENIED_EXPIRATION_MS,
@@ -59,6 +61,8 @@ export interface ControllersOptions {
   clock?: Clock;
   log?: Logger;
   tuning?: Partial<ControllerTuning>;
+  /** The API server's serving names and addresses (and the service network): never approved for a node. The CA refuses them in any case. */
+  servingReservations?: ServingReservations;
 }
 
 export interface RunningControllers {
@@ -84,7 +88,7 @@ export async function startControllers(o: ControllersOptions): Promise<RunningCo
   const nodes = o.registries?.nodes ?? new NodeRegistry(o.store, clock);
   const retry = { retryBaseMs: t.retryBaseMs, retryMaxMs: t.retryMaxMs };
 
-  const approver = new CsrApprover({ csrs, nodes, store: o.store, clock, log: log.child({ controller: 'csr-approver' }), resyncMs: t.approverResyncMs, ...retry });
+  const approver = new CsrApprover({ csrs, nodes, store: o.store, clock, log: log.child({ controller: 'csr-approver' }), resyncMs: t.approverResyncMs, ...retry, ...(o.servingReservations ? { servingReservations: o.servingReservations } : {}) });
   const signer = new CsrSigner({ csrs, store: o.store, ca: o.ca, clock, log: log.child({ controller: 'csr-signer' }), concurrency: t.signerConcurrency, ...retry });
   const cleaner = new CsrCleaner({ csrs, clock, log: log.child({ controller: 'csr-cleaner' }), intervalMs: t.cleanerIntervalMs });
   const tokenCleaner = new BootstrapTokenCleaner({ store: o.store, clock, log: log.child({ controller: 'bootstrap-token-cleaner' }), intervalMs: t.tokenCleanerIntervalMs });

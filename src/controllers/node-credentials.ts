@@ -3,6 +3,7 @@
 // One key per node, /registry/trustplane/nodecredentials/<node>, JSON. The newest certificate is at the top level; older
 // ones that had not expired when the record was last written are kept in `earlier` (renewals overlap), so that a later
 // revocation can name any of them. A credential is *live* while it has not expired and has not been revoked.
+import { isNodeName } from '../pki/node-identity.js';
 import type { Store } from '../store/client.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
 import { LruMap } from '../util/lru.js';
@@ -23,6 +24,10 @@ export interface NodeCredentialEntry {
   csr: string;
   /** Set by revocation: from then on the certificate is no longer live. */
   revokedAt?: string;
+  /** The node pool the node joined (its bootstrap token's), carried on to the entries of its renewals. */
+  pool?: string;
+  /** The address the CSR came from, as the API server saw it: where the control plane has seen the node. */
+  address?: string;
 }
 
 export interface NodeCredential extends NodeCredentialEntry {
@@ -40,11 +45,7 @@ export interface StoredNodeCredential {
 /** Older entries kept at most: renewal at 70-90 % of the lifetime leaves two or three live at once. */
 export const MAX_EARLIER = 16;
 
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-export function isNodeName(s: string): boolean {
-  return s.length > 0 && s.length <= 253 && NODE_NAME.test(s);
-}
+export { isNodeName } from '../pki/node-identity.js';
 
 function keyOf(node: string): string {
   if (!isNodeName(node)) throw invalid(`node name "${node}" is not a DNS subdomain`);
@@ -116,7 +117,10 @@ const newestFirst = (a: NodeCredentialEntry, b: NodeCredentialEntry) =>
  */
 export function mergeCredential(record: NodeCredential | null, node: string, entry: NodeCredentialEntry, now: Date): NodeCredential | null {
   const known = credentialEntries(record);
-  const all = known.some((e) => e.serial === entry.serial) ? known : [...known, entry];
+  // A renewal does not say which pool the node joined: the pool of the join goes on with every later entry.
+  const pool = entry.pool ?? known.find((e) => e.pool)?.pool;
+  const added = pool && !entry.pool ? { ...entry, pool } : entry;
+  const all = known.some((e) => e.serial === entry.serial) ? known : [...known, added];
   const kept = all.filter((e) => Date.parse(e.notAfter) > now.getTime()).sort(newestFirst);
   if (kept.length === 0) return null;
   const [latest, ...earlier] = kept;

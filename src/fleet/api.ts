@@ -61,6 +61,10 @@ export type ClusterStatus = 'PROVISIONING' | 'RUNNING' | 'RECONCILING' | 'DEGRAD
 export interface NodePool {
   name: string;
   createdAt: string;
+  /** IP ranges (CIDR) its nodes' serving certificates may name beyond the address a node connects from; none by default. */
+  allowedCidrs?: string[];
+  /** DNS suffixes: node N may also be certified for N.<suffix>; none by default. */
+  dnsSuffixes?: string[];
 }
 
 export interface FleetCluster {

@@ -45,8 +45,11 @@ export class FleetClient extends H2JsonClient {
   listPools(cluster: string) {
     return this.request<{ nodePools: NodePool[] }>('GET', p.nodePools(cluster)).then((r) => r.nodePools);
   }
-  createPool(cluster: string, name: string) {
-    return this.request<NodePool>('POST', p.nodePools(cluster), { name });
+  createPool(cluster: string, name: string, serving: { allowedCidrs?: string[]; dnsSuffixes?: string[] } = {}) {
+    return this.request<NodePool>('POST', p.nodePools(cluster), { name, ...serving });
+  }
+  updatePool(cluster: string, name: string, serving: { allowedCidrs?: string[]; dnsSuffixes?: string[] }) {
+    return this.request<NodePool>('PUT', p.nodePool(cluster, name), serving);
   }
   deletePool(cluster: string, name: string) {
     return this.request<{ deleted: string; tokensDeleted: number }>('DELETE', p.nodePool(cluster, name));

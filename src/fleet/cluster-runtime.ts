@@ -6,7 +6,7 @@ import type { AuthorityKind } from '../ca/authority.js';
 import type { ClusterView } from '../ca/service.js';
 import { SignBatcher } from '../ca/sign-batcher.js';
 import { startControllers } from '../controllers/index.js';
-import { buildCsr, generateKeyPair, parseCertificate, pemDecode, pemEncode, spkiPin } from '../pki/index.js';
+import { SIGNER_APISERVER_SERVING, SIGNER_CONTROL_PLANE_COMPONENT, SIGNER_ETCD_CLIENT, buildCsr, generateKeyPair, parseCertificate, pemDecode, pemEncode, spkiPin } from '../pki/index.js';
 import { openStore, type Store } from '../store/client.js';
 import { runStoreProcess, type RunningStoreProcess } from '../store/process.js';
 import type { MinVersion } from '../tls/policy.js';
@@ -147,25 +147,27 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
   let inflight: Promise<void> = Promise.resolve();
 
   const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(d.host) ? [d.host] : [])])];
+  // The API server's names; the approver never certifies a node for them (nor the CA, which records them as it signs).
+  const apiServingDns = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'];
   const rootSigned = (cn: string, signer: string, sans?: { dns: string[]; ip: string[] }) =>
     localCredential([{ type: 'CN', value: cn }], (csr) => d.fleetCa.sign(config.name, { signer, csr }), sans ? { sans } : {});
   const apiServing = async (v: ClusterView) => {
-    const c = await rootSigned('kube-apiserver', 'trustplane.io/kube-apiserver-serving', { dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ip: ips });
+    const c = await rootSigned('kube-apiserver', SIGNER_APISERVER_SERVING, { dns: apiServingDns, ip: ips });
     return { ...c, cert: withCrossCertificate(c.cert, v) };
   };
   const tunnelServing = async (v: ClusterView) => {
-    const c = await rootSigned('trustplane-tunnel-server', 'trustplane.io/kube-apiserver-serving', { dns: ['localhost'], ip: ips });
+    const c = await rootSigned('trustplane-tunnel-server', SIGNER_APISERVER_SERVING, { dns: ['localhost'], ip: ips });
     return { ...c, cert: withCrossCertificate(c.cert, v) };
   };
   /** The API server's client to node endpoints: a control-plane certificate, trusting node serving certificates of `bundle`. */
   const newNodeAgent = async (t: TunnelServer, bundle: string) => {
-    const c = await rootSigned('system:trustplane:apiserver-kubelet-client', 'trustplane.io/control-plane-component');
+    const c = await rootSigned('system:trustplane:apiserver-kubelet-client', SIGNER_CONTROL_PLANE_COMPONENT);
     return new NodeHttpsAgent(t, { cert: c.cert, key: c.key, ca: bundle, minVersion: d.minVersion });
   };
 
   /** The control plane's client certificate for its store, from the etcd API CA's active generation. */
   const storeClientCredential = () =>
-    localCredential([{ type: 'CN', value: 'system:trustplane:apiserver' }], (csr) => d.fleetCa.sign(config.name, { signer: 'trustplane.io/etcd-client', csr }));
+    localCredential([{ type: 'CN', value: 'system:trustplane:apiserver' }], (csr) => d.fleetCa.sign(config.name, { signer: SIGNER_ETCD_CLIENT, csr }));
 
   const attempt = async () => {
     view = await d.fleetCa.describeCluster(config.name);
@@ -262,6 +264,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         },
         clock: d.clock,
         log: d.log,
+        servingReservations: { dns: apiServingDns, ip: ips },
       });
     }
     status = 'RUNNING';
@@ -316,6 +319,12 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       api.setClientCa(bundle);
       api.setRetiredCa(retiredRootsOf(next));
       tunnel.setClientCa(bundle);
+      // An expired active generation signs nothing (the CA refuses): the serving certificates wait for the new one.
+      const active = rootOf(next).generations.find((g) => g.state === 'active');
+      if (active?.notAfter && Date.parse(active.notAfter) <= d.clock.now().getTime()) {
+        log.warn({ authority: kind, notAfter: active.notAfter }, 'trust updated; the active cluster root CA has expired, so serving certificates are re-issued once the new generation is active');
+        return;
+      }
       const [apiCert, tunnelCert, agent] = await Promise.all([apiServing(next), tunnelServing(next), newNodeAgent(tunnel, bundle)]);
       api.setServingCert(apiCert);
       tunnel.setServingCert(tunnelCert);

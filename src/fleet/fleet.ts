@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import type { CaClient } from '../ca/client.js';
 import type { ClusterView } from '../ca/service.js';
 import { clusterPaths, hostPaths } from '../util/datadir.js';
+import { SIGNER_APISERVER_CLIENT } from '../pki/signer-names.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Mutex } from '../util/mutex.js';
@@ -22,7 +23,7 @@ import {
   type UpdateClusterRequest,
 } from './api.js';
 import { caCertHashOf, startClusterRuntime, type ClusterConfig, type ClusterRuntime, type RuntimeDeps } from './cluster-runtime.js';
-import { checkPoolName, createNodePool, createPoolToken, deleteNodePool, listNodePools } from './node-pools.js';
+import { checkPoolName, createNodePool, createPoolToken, deleteNodePool, listNodePools, updateNodePool, type NodePoolServing } from './node-pools.js';
 import { AUTO_COMPLETE_GRACE_S, degradation, lifetimesOf, rotateBeforeS } from './lifetime.js';
 import { advance, beginRotation, completeRotation, isRunning, type RotationDeps, type RotationRecord } from './rotation.js';
 import { authorityTitle, type AuthorityKind } from '../ca/authority.js';
@@ -376,7 +377,7 @@ export class Fleet {
     const rt = this.running(name);
     if (typeof req.csr !== 'string') throw invalid('needs "csr" (PEM)');
     const username = req.username ?? 'admin';
-    const issued = await this.ca.sign(name, { signer: 'kubernetes.io/kube-apiserver-client', csr: req.csr, admin: true, onBehalfOf: `get-credentials:${username}` });
+    const issued = await this.ca.sign(name, { signer: SIGNER_APISERVER_CLIENT, csr: req.csr, admin: true, onBehalfOf: `get-credentials:${username}` });
     return { cluster: name, server: rt.endpoint(), caBundle: rt.caBundle(), certificate: issued.certificate + issued.chain.join(''), notAfter: issued.notAfter, username };
   }
 
@@ -384,8 +385,12 @@ export class Fleet {
     return listNodePools(this.running(cluster).store());
   }
 
-  createPool(cluster: string, pool: string): Promise<NodePool> {
-    return createNodePool(this.running(cluster).store(), cluster, pool, this.d.clock);
+  createPool(cluster: string, pool: string, serving: NodePoolServing = {}): Promise<NodePool> {
+    return createNodePool(this.running(cluster).store(), cluster, pool, this.d.clock, false, serving);
+  }
+
+  updatePool(cluster: string, pool: string, serving: NodePoolServing): Promise<NodePool> {
+    return updateNodePool(this.running(cluster).store(), cluster, pool, serving);
   }
 
   deletePool(cluster: string, pool: string): Promise<{ tokensDeleted: number }> {

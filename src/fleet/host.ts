@@ -1,12 +1,13 @@
 // The control plane host process (`trustplane serve`): the fleet API and, per cluster, its store, API server and controllers.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { CaClient } from '../ca/client.js';
 import { localCredential } from '../ca/credential.js';
 import type { Endpoint as CaEndpoint } from '../ca/process.js';
 import type { MinVersion } from '../tls/policy.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { caPaths, hostPaths } from '../util/datadir.js';
-import { TrustplaneError } from '../util/errors.js';
+import { invalid, TrustplaneError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { claimPidFile } from '../util/pidfile.js';
@@ -27,15 +28,17 @@ export interface HostOptions {
   caWaitMs?: number;
   /** How often the lifetime controller looks at every cluster's CAs; default 60 s. */
   lifetimeIntervalMs?: number;
-  /** Port of the plain-HTTP Prometheus /metrics listener on the same loopback host; 0 = a free one. */
+  /** Port of the HTTPS Prometheus /metrics listener on the same loopback host; 0 = a free one. */
   metricsPort?: number;
 }
 
 export interface HostEndpoint {
   url: string;
   pid: number;
-  /** http://host:port/metrics (Prometheus). */
+  /** https://host:port/metrics (Prometheus): for the fleet administrator's client certificate or the bearer token below. */
   metricsUrl?: string;
+  /** The file holding the bearer token for metricsUrl. */
+  metricsTokenFile?: string;
 }
 
 export interface RunningHost {
@@ -46,6 +49,16 @@ export interface RunningHost {
 }
 
 const PLACEHOLDER = [{ type: 'CN' as const, value: 'trustplane control plane host' }];
+
+/** The metrics bearer token of this data dir: made once (0600), then the same across restarts so that scrape configs keep working. */
+function metricsToken(path: string): string {
+  if (!existsSync(path)) writeFileAtomic(path, `${randomBytes(32).toString('base64url')}\n`);
+  // An older or hand-made file looser than 0600 is tightened: the token is a credential.
+  chmodSync(path, 0o600);
+  const token = readFileSync(path, 'utf8').trim();
+  if (token.length < 16) throw invalid(`the metrics token in ${path} is shorter than 16 characters`, `remove ${path}; the host makes a new one at its next start`);
+  return token;
+}
 
 /** The CA service of this data dir, as the local fleet administrator, once it answers. */
 async function connectCa(dataDir: string, waitMs: number): Promise<{ client: CaClient; url: string; serviceCa: string }> {
@@ -85,15 +98,17 @@ export async function runHost(o: HostOptions): Promise<RunningHost> {
     ca = await connectCa(o.dataDir, o.caWaitMs ?? 30_000);
     const metrics = createHostMetrics(() => fleet);
     fleet = new Fleet({ dataDir: o.dataDir, host, fleetCa: ca.client, caUrl: ca.url, serviceCa: ca.serviceCa, clock, minVersion: o.minVersion, log, countSigning: metrics.countSigning });
-    metricsServer = await serveMetrics(metrics, host, o.metricsPort ?? 0);
-    await fleet.resume();
-    fleet.startLifetimeController(o.lifetimeIntervalMs ?? 60_000);
+    // One serving certificate for the fleet API and the metrics listener, from the CA service's own CA.
     const c = ca.client;
     const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(host) ? [host] : [])])];
     const tls = await localCredential(PLACEHOLDER, (csr) => c.issueServiceServer(csr, { dns: ['localhost'], ip: ips }));
+    const metricsAccess = { cert: tls.cert, key: tls.key, clientCa: ca.serviceCa, token: metricsToken(paths.metricsToken), minVersion: o.minVersion };
+    metricsServer = await serveMetrics(metrics, host, o.metricsPort ?? 0, metricsAccess);
+    await fleet.resume();
+    fleet.startLifetimeController(o.lifetimeIntervalMs ?? 60_000);
     const server = await startFleetServer({ fleet, host, port: o.port ?? 0, cert: tls.cert, key: tls.key, serviceCa: ca.serviceCa, minVersion: o.minVersion });
-    const endpoint: HostEndpoint = { url: server.url, pid: process.pid, metricsUrl: metricsServer.url };
-    writeFileAtomic(paths.endpoint, JSON.stringify(endpoint, null, 2) + '\n', 0o644);
+    const endpoint: HostEndpoint = { url: server.url, pid: process.pid, metricsUrl: metricsServer.url, metricsTokenFile: paths.metricsToken };
+    writeFileAtomic(paths.endpoint, JSON.stringify(endpoint, null, 2) + '\n');
     log.info({ url: server.url, metrics: metricsServer.url }, 'control plane host serving');
     let stopped = false;
     const f = fleet;

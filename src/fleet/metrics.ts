@@ -1,11 +1,17 @@
 // Prometheus metrics of the control plane host: per cluster and authority, CA expiry and time left; the rotation phase;
 // nodes per credential generation; certificates signed and refused. Read at scrape time from the fleet (one CA call and
 // one store list per cluster), so they are never stale.
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { AUTHORITY_KINDS } from '../ca/authority.js';
+import { callerFromSubject } from '../ca/server.js';
+import { serverOptions, type MinVersion } from '../tls/policy.js';
 import type { Fleet } from './fleet.js';
+import { ListenerGuard } from '../tls/listener-guard.js';
 import { ROTATION_PHASES } from './rotation.js';
 
 export interface HostMetrics {
@@ -67,9 +73,58 @@ export function createHostMetrics(fleet: () => Fleet | undefined): HostMetrics {
   };
 }
 
-/** Plain HTTP on loopback: GET /metrics in the Prometheus text format (it holds no secret). */
-export async function serveMetrics(m: HostMetrics, host: string, port: number): Promise<{ url: string; close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
+/** Who may scrape: as kube-apiserver's /metrics, an authenticated caller only (cluster names, node counts and CA dates are not for anyone). */
+export interface MetricsAccess {
+  /** The listener's serving certificate and key (from the CA service's own CA, as the fleet API's). */
+  cert: string;
+  key: string;
+  /** The CA service's own CA: a client certificate it issued to a fleet administrator is let in. */
+  clientCa: string;
+  /** Or a bearer token (`Authorization: Bearer ...`), kept by the host in a 0600 file of its data dir. */
+  token: string;
+  minVersion?: MinVersion;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Undefined when the request may be answered; else the status and why, told so that a scraper's operator knows what to fix. */
+export function metricsRefusal(req: IncomingMessage, token: string): { status: 401 | 403; message: string } | undefined {
+  const socket = req.socket as TLSSocket;
+  if (socket.authorized) {
+    const subject = socket.getPeerCertificate().subject as unknown as Record<string, string | string[] | undefined>;
+    try {
+      const caller = callerFromSubject(subject);
+      if (caller.role === 'fleet') return undefined;
+      return { status: 403, message: `metrics are for fleet administrators; ${caller.name} is not one` };
+    } catch (e) {
+      return { status: 403, message: (e as Error).message };
+    }
+  }
+  const auth = req.headers.authorization;
+  const m = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
+  // Compared as digests: equal lengths for timingSafeEqual, and no early exit that would time the token out.
+  if (m && timingSafeEqual(digest(m[1]), digest(token))) return undefined;
+  return {
+    status: 401,
+    message: m
+      ? 'the bearer token is not the metrics token of this host\n'
+      : 'metrics need a credential: the fleet administrator\'s client certificate, or the bearer token in <data-dir>/host/metrics-token\n',
+  };
+}
+
+/** HTTPS on loopback: GET /metrics in the Prometheus text format, for a fleet administrator's certificate or the metrics token. */
+export async function serveMetrics(m: HostMetrics, host: string, port: number, access: MetricsAccess): Promise<{ url: string; close(): Promise<void> }> {
+  // Idle and slow connections are closed and connections capped, as on every listener.
+  const guard = new ListenerGuard({ name: 'metrics listener', tls: true, requests: 'http' });
+  // A client certificate is asked for, not required: a scraper with only the bearer token completes the handshake too.
+  const tls = serverOptions({ cert: access.cert, key: access.key, ca: access.clientCa, minVersion: access.minVersion, clientCert: 'request' });
+  const server: Server = createServer({ ...tls, ...guard.serverOptions() }, (req, res) => {
+    const refused = metricsRefusal(req, access.token);
+    if (refused) {
+      res.writeHead(refused.status, { 'Content-Type': 'text/plain', ...(refused.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="trustplane metrics"' } : {}) });
+      res.end(refused.message.endsWith('\n') ? refused.message : `${refused.message}\n`);
+      return;
+    }
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
       res.end('only GET /metrics is served here\n');
@@ -86,13 +141,14 @@ export async function serveMetrics(m: HostMetrics, host: string, port: number): 
       },
     );
   });
+  guard.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
   const p = (server.address() as AddressInfo).port;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${p}/metrics`,
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${p}/metrics`,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

@@ -24,6 +24,19 @@ function fleetCaller(subject: Record<string, string | string[] | undefined>): Ca
   return c;
 }
 
+/** A node pool's serving options from a request body: string arrays or absent. */
+function poolServing(b: Record<string, unknown>): { allowedCidrs?: string[]; dnsSuffixes?: string[] } {
+  const list = (k: 'allowedCidrs' | 'dnsSuffixes') => {
+    const v = b[k];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw invalid(`"${k}" must be an array of strings`);
+    return v as string[];
+  };
+  const allowedCidrs = list('allowedCidrs');
+  const dnsSuffixes = list('dnsSuffixes');
+  return { ...(allowedCidrs ? { allowedCidrs } : {}), ...(dnsSuffixes ? { dnsSuffixes } : {}) };
+}
+
 async function route(f: Fleet, method: string, parts: string[], body: () => Promise<unknown>): Promise<[number, unknown]> {
   const [v1, top, c, sub, p, sub2] = parts;
   if (v1 !== 'v1' || top !== 'clusters') throw notFound(`no route for ${method} /${parts.join('/')}`);
@@ -52,8 +65,10 @@ async function route(f: Fleet, method: string, parts: string[], body: () => Prom
     case 'POST 4 node-pools': {
       const b = asObject(await body(), 'request');
       if (typeof b.name !== 'string') throw invalid('needs "name"');
-      return [201, await f.createPool(cluster, b.name)];
+      return [201, await f.createPool(cluster, b.name, poolServing(b))];
     }
+    case 'PUT 5 node-pools':
+      return [200, await f.updatePool(cluster, pool, poolServing(asObject(await body(), 'request')))];
     case 'DELETE 5 node-pools':
       return [200, { deleted: pool, ...(await f.deletePool(cluster, pool)) }];
     case 'POST 6 node-pools bootstrap-tokens': {

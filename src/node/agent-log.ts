@@ -1,6 +1,7 @@
 // The node agent's log: JSON lines in <node-data-dir>/agent.log (0600, served at /logs), and on standard error when run by hand.
-import { chmodSync, closeSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { pino, type DestinationStream, type Logger, type StreamEntry } from 'pino';
+import { openPrivateFile } from '../util/files.js';
 
 export interface AgentLog {
   log: Logger;
@@ -11,8 +12,7 @@ export interface AgentLog {
 /** Never pass key material, tokens or certificates in fields: the file is served to the control plane. */
 export function openAgentLog(file: string, o: { stderr?: boolean; level?: string } = {}): AgentLog {
   // Created 0600 before the logger opens it (and tightened if an older one is looser).
-  closeSync(openSync(file, 'a', 0o600));
-  chmodSync(file, 0o600);
+  closeSync(openPrivateFile(file));
   const dest = pino.destination({ dest: file, sync: true, append: true });
   const streams: StreamEntry[] = [{ stream: dest as DestinationStream }];
   if (o.stderr) streams.push({ stream: pino.destination({ fd: 2, sync: true }) as DestinationStream });

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { CLUSTER_INFO_PATH, trustBundleDigest } from '../apiserver/api/cluster-info.js';
 import type { NodeAddress } from '../apiserver/registry/node.js';
-import { parseCertificates, spkiPin, type ParsedCertificate } from '../pki/index.js';
+import { nodeNameProblem, parseCertificates, spkiPin, type ParsedCertificate } from '../pki/index.js';
 import type { MinVersion } from '../tls/policy.js';
 import { startTunnelAgent, type Backoff, type TunnelAgent } from '../tunnel/agent.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -24,7 +24,6 @@ import { CertificateRotation } from './rotation.js';
 import { NodeState, type NodeConfig, type StoredCredential } from './state.js';
 
 const TOKEN_FORMAT = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const SELF_SUBJECT_REVIEW = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
 
 export const DEFAULT_WAIT_TIMEOUT_MS = 120_000;
@@ -117,12 +116,15 @@ export function agentVersion(): string {
 
 function defaultNodeName(): string {
   const h = hostname().toLowerCase().split('.')[0];
-  if (!NODE_NAME.test(h)) throw invalid(`this machine's host name "${hostname()}" is not a valid node name`, 'pass --name with lower-case letters, digits, "-" and "."');
+  const problem = nodeNameProblem(h);
+  if (problem) throw invalid(`this machine's host name ${JSON.stringify(hostname())} is not a valid node name: ${problem}`, 'pass --name with lower-case letters, digits, "-" and "."');
   return h;
 }
 
-function checkNodeName(n: string): string {
-  if (n.length > 253 || !NODE_NAME.test(n)) throw invalid(`node name "${n}" is not a DNS subdomain`, 'use lower-case letters, digits, "-" and "."');
+/** The node name given to the agent, by the one node-identity rule; an Invalid error saying what is wrong. */
+export function checkNodeName(n: string): string {
+  const problem = nodeNameProblem(n);
+  if (problem) throw invalid(problem, 'use lower-case letters, digits, "-" and ".", at most 253 characters');
   return n;
 }
 
@@ -141,7 +143,7 @@ function certStatus(leaf: ParsedCertificate, rotation: CertificateRotation<Parse
   };
 }
 
-/** Whether a serving certificate names exactly what the node's addresses say (else the approver would not renew it). */
+/** Whether a serving certificate names exactly what the node's addresses say (else it is asked for again). */
 function servesAddresses(leaf: ParsedCertificate, sans: { dns: string[]; ip: string[] }): boolean {
   const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
   return same(leaf.sans.dns, sans.dns) && same(leaf.sans.ip, sans.ip);

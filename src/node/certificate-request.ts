@@ -17,6 +17,8 @@ import type { CredentialKind, NodeState, StoredCredential } from './state.js';
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 /** The annotation the approver leaves on a request it does not approve by itself, saying why. */
 const APPROVAL_NOTE = 'trustplane.io/approval-note';
+/** The annotation the signer leaves on an approved request it cannot issue yet (the CA service unreachable, say). */
+const SIGNING_NOTE = 'trustplane.io/signing-note';
 
 export interface CertificateRequestSpec {
   kind: CredentialKind;
@@ -65,7 +67,10 @@ const conditionOf = (csr: CertificateSigningRequest, type: string) => (csr.statu
 /** Where a request stands, for messages. */
 function stateOf(csr: CertificateSigningRequest | undefined): string {
   if (!csr) return 'not seen yet';
-  if (conditionOf(csr, 'Approved')) return 'approved, but no certificate has been issued';
+  if (conditionOf(csr, 'Approved')) {
+    const signing = csr.metadata.annotations?.[SIGNING_NOTE];
+    return `approved, but no certificate has been issued${signing ? `; the signer says: ${signing}` : ''}`;
+  }
   const note = csr.metadata.annotations?.[APPROVAL_NOTE];
   return note ? `pending; the approver says: ${note}` : 'pending (neither approved nor denied)';
 }
@@ -94,7 +99,15 @@ function outcome(csr: CertificateSigningRequest): string | TrustplaneError | und
 }
 
 /** Waits on a WATCH of the one CSR until it is issued, denied or failed, or `timeoutMs` has passed. */
-export async function waitForCertificate(api: ApiClient, name: string, timeoutMs: number, what: string, seen?: CertificateSigningRequest): Promise<string> {
+export async function waitForCertificate(
+  api: ApiClient,
+  name: string,
+  timeoutMs: number,
+  what: string,
+  seen?: CertificateSigningRequest,
+  /** Told each new note the signer leaves while the request waits (the CA service unreachable, say). */
+  onSignerNote?: (note: string) => void,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   // Set from watch callbacks.
   let last = seen;
@@ -128,6 +141,8 @@ export async function waitForCertificate(api: ApiClient, name: string, timeoutMs
         if (ev.type === 'DELETED') {
           return settle(new TrustplaneError('NotFound', `certificate signing request ${name} was deleted before a certificate was issued`, 'run the join again; `kubectl get csr` lists what is left'));
         }
+        const note = ev.object.metadata.annotations?.[SIGNING_NOTE];
+        if (note && note !== last?.metadata.annotations?.[SIGNING_NOTE]) onSignerNote?.(note);
         last = ev.object;
         from = ev.object.metadata.resourceVersion ?? from;
         const o = outcome(ev.object);
@@ -242,7 +257,9 @@ export async function requestCertificate(spec: CertificateRequestSpec, o: Reques
 
     let chain: string;
     try {
-      chain = await waitForCertificate(o.api, name, o.timeoutMs, `${s.what} for node ${spec.nodeName}`, existing);
+      chain = await waitForCertificate(o.api, name, o.timeoutMs, `${s.what} for node ${spec.nodeName}`, existing, (note) =>
+        o.log.warn({ csr: name, note }, `the ${s.what} is approved but not issued yet: ${note}`),
+      );
     } catch (e) {
       // A decided request stays decided; the next attempt must be a new request, with a new key.
       if (e instanceof TrustplaneError && (e.reason === 'Forbidden' || e.reason === 'NotFound')) o.state.removePendingKey(spec.kind);

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type TLSSocket } from 'node:tls';
+import { ListenerGuard, type ConnectionLimits } from '../tls/listener-guard.js';
 import { serverOptions, type MinVersion } from '../tls/policy.js';
 import { invalid } from '../util/errors.js';
 
@@ -26,6 +27,8 @@ export interface NodeEndpointOptions {
   listen?: { host?: string; port?: number };
   /** How often a followed log is looked at for new lines; default 250 ms. */
   followPollMs?: number;
+  /** Handshake and idle timeouts, connection caps (of the loopback listener; tunnel streams are counted by the tunnel). */
+  limits?: ConnectionLimits;
 }
 
 export interface NodeEndpoint {
@@ -167,9 +170,10 @@ export async function startNodeEndpoint(o: NodeEndpointOptions): Promise<NodeEnd
     res.on('close', stop);
   }
 
-  const server: Server = createServer(tls(), handler);
-  server.on('tlsClientError', () => undefined);
-  server.on('clientError', (_e, socket) => socket.destroy());
+  // The guard bounds handshakes and idle time and destroys what fails, for loopback connections and tunnel streams alike.
+  const guard = new ListenerGuard({ name: 'node endpoint', limits: o.limits, tls: true, requests: 'http' });
+  const server: Server = createServer({ ...tls(), ...guard.serverOptions() }, handler);
+  guard.attach(server);
   const sockets = new Set<Duplex>();
   const track = (s: Duplex) => {
     sockets.add(s);

@@ -95,7 +95,7 @@ export class NodeState {
   }
 
   writeCaBundle(pem: string): void {
-    writeFileAtomic(this.paths.ca, pem, 0o644);
+    writeFileAtomic(this.paths.ca, pem);
   }
 
   readToken(): string | undefined {

@@ -28,8 +28,14 @@ import { OID } from './oids.js';
 import { looksLikePem, pemDecode } from './pem.js';
 import type { Extension, Name, ParsedCsr, Signer, SubjectAltNames } from './types.js';
 
-/** Larger inputs are refused before any parsing. */
+/** Larger CSRs (DER) are refused before any parsing. */
 export const MAX_CSR_BYTES = 64 * 1024;
+/**
+ * PEM text longer than this is refused before it is decoded: twice the DER limit, well above the ~89 KiB that a CSR of
+ * MAX_CSR_BYTES takes as base64 in 64-character lines with its headers, so a CSR within the limit is never refused for
+ * its text.
+ */
+export const MAX_CSR_PEM_CHARS = 2 * MAX_CSR_BYTES;
 
 const LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'] as const;
 const CONTEXT = 'certificate request';
@@ -45,23 +51,39 @@ export interface DecodedCsr extends ParsedCsr {
   publicKeyInfo: PublicKeyInfo;
 }
 
-function tooLarge(size: number): TrustplaneError {
+/** The limit is on the DER: the size reported is the DER's, whatever form the CSR came in. */
+function tooLarge(derBytes: number): TrustplaneError {
   return new TrustplaneError(
     'RequestEntityTooLarge',
-    `certificate request of ${size} bytes is too large (at most ${MAX_CSR_BYTES} bytes)`,
-    'send one PEM or DER CSR',
+    `certificate request of ${derBytes} bytes (DER) is too large (at most ${MAX_CSR_BYTES} bytes)`,
+    'send one PEM or DER CSR; a CSR that large holds far more than a key, a subject and a few names',
   );
 }
 
+function pemTooLarge(chars: number): TrustplaneError {
+  return new TrustplaneError(
+    'RequestEntityTooLarge',
+    `certificate request PEM text of ${chars} characters is too large to hold a CSR within the limit (at most ${MAX_CSR_BYTES} bytes of DER, ${MAX_CSR_PEM_CHARS} characters of PEM)`,
+    'send one PEM block, without other text around it',
+  );
+}
+
+function pemCsrDer(text: string): Buffer {
+  if (text.length > MAX_CSR_PEM_CHARS) throw pemTooLarge(text.length);
+  const der = pemDecode(text, LABELS);
+  if (der.length > MAX_CSR_BYTES) throw tooLarge(der.length);
+  return der;
+}
+
 function csrDer(input: Buffer | string): Buffer {
-  if (typeof input === 'string') {
-    if (input.length > MAX_CSR_BYTES) throw tooLarge(input.length);
-    return pemDecode(input, LABELS);
-  }
+  if (typeof input === 'string') return pemCsrDer(input);
   if (!Buffer.isBuffer(input)) throw invalid('a certificate request must be PEM text or DER bytes');
-  if (input.length > MAX_CSR_BYTES) throw tooLarge(input.length);
   if (input.length === 0) throw invalid('certificate request is empty');
-  if (looksLikePem(input)) return pemDecode(input.toString('latin1'), LABELS);
+  if (looksLikePem(input)) {
+    if (input.length > MAX_CSR_PEM_CHARS) throw pemTooLarge(input.length);
+    return pemCsrDer(input.toString('latin1'));
+  }
+  if (input.length > MAX_CSR_BYTES) throw tooLarge(input.length);
   // An own copy: the parsed fields are views into it, and the caller may reuse its buffer.
   return Buffer.from(input);
 }

@@ -110,7 +110,13 @@ export class DerReader {
     if (len & 0x80) {
       const n = len & 0x7f;
       if (n === 0) throw this.fail(`${what}: indefinite length at byte ${start + 1} is not allowed in DER`);
-      if (n > 3) throw this.fail(`${what}: a length of ${n} length bytes at byte ${start + 1} is too large`);
+      if (n > 3) {
+        // Leading zero length bytes: a small length written long, which DER forbids; say that rather than "too large".
+        if (body < limit && buf[body] === 0) {
+          throw this.fail(`${what}: non-minimal length encoding (${n} length bytes with a leading zero byte) at byte ${start + 1}`);
+        }
+        throw this.fail(`${what}: a length of ${n} length bytes at byte ${start + 1} is too large (at most 3: 16 MiB)`);
+      }
       if (body + n > limit) throw this.fail(`${what}: truncated: ${n} length bytes at byte ${start + 1} run past byte ${limit}`);
       if (buf[body] === 0) throw this.fail(`${what}: non-minimal length encoding (leading zero byte) at byte ${start + 1}`);
       len = 0;

@@ -24,3 +24,5 @@ export { buildCertificate, selfSignedCa, crossSign, issuerOf, keyIdOf, type Issu
 export { verifyChain, type VerifyOptions } from './chain.js';
 export { sha256Fingerprint, spkiPin } from './fingerprint.js';
 export { OID, describeOid } from './oids.js';
+export * from './node-identity.js';
+export * from './signer-names.js';

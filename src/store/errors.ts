@@ -49,7 +49,11 @@ const REFUSED_BEFORE_APPLY = [
   'etcdserver: too many requests',
   'etcdserver: server stopped',
   'etcdserver: unhealthy cluster',
+  // The embedded store's refusal on a read-only disk: SQLite failed before writing the commit.
+  "etcdserver: write failed: the store's disk is read-only",
 ];
+
+export const NO_SPACE = 'etcdserver: mvcc: database space exceeded';
 
 /** Transport failures that happen before a request is written. */
 const NOT_CONNECTED = /No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|Failed to connect|failed to connect|Breaker is open|circuit/i;
@@ -192,6 +196,8 @@ export function reasonOf(f: CallFailure): Reason {
   }
 }
 
+const NO_SPACE_HINT = "free space on the store's disk (or raise etcd's --quota-backend-bytes and disarm the NOSPACE alarm); writes resume by themselves, reads work meanwhile";
+
 const HINTS: Partial<Record<Reason, string>> = {
   Unavailable:
     'check that the store is running and reachable at the configured endpoints, and that the client certificate and CA are the ones it expects',
@@ -205,5 +211,7 @@ const HINTS: Partial<Record<Reason, string>> = {
 export function toTrustplaneError(op: string, endpoint: string, f: CallFailure): TrustplaneError {
   if (f.details.includes(COMPACTED)) return new StoreCompactedError(endpoint, undefined, undefined);
   const reason = reasonOf(f);
+  // The API server shows only the message: it names the cause, not just etcd's words.
+  if (f.details.includes(NO_SPACE)) return new TrustplaneError(reason, `store ${op} at ${endpoint}: ${f.details} (the store is out of disk space; nothing was written)`, NO_SPACE_HINT);
   return new TrustplaneError(reason, `store ${op} at ${endpoint}: ${f.details}`, HINTS[reason]);
 }

@@ -19,7 +19,7 @@ import { localCredential, type LocalCredential } from '../ca/credential.js';
 import type { ClusterView } from '../ca/service.js';
 import { ETCD_AUTHORITIES, MEMBER_REPORTS, MEMBER_RESTART_LOCK, type EtcdAuthority, type MemberReport } from '../fleet/etcd-members.js';
 import { activeGenerationOf, generationOf, generationOfPem, generationsInBundle } from '../fleet/generations.js';
-import { parseCertificates } from '../pki/index.js';
+import { SIGNER_ETCD_CLIENT, SIGNER_ETCD_PEER, SIGNER_ETCD_SERVER, parseCertificates } from '../pki/index.js';
 import { invalid } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import type { Logger } from '../util/log.js';
@@ -61,7 +61,7 @@ export function etcdTlsFlags(f: MemberFiles): string[] {
 /** The flags `etcdTlsFlags` sets, refused on a supervised member's command line. */
 const MANAGED_FLAGS = ['--cert-file', '--key-file', '--trusted-ca-file', '--client-cert-auth', '--peer-cert-file', '--peer-key-file', '--peer-trusted-ca-file', '--peer-client-cert-auth', '--auto-tls', '--peer-auto-tls'];
 
-const SIGNERS: Record<EtcdAuthority, string> = { 'etcd-api': 'trustplane.io/etcd-server', 'etcd-peer': 'trustplane.io/etcd-peer' };
+const SIGNERS: Record<EtcdAuthority, string> = { 'etcd-api': SIGNER_ETCD_SERVER, 'etcd-peer': SIGNER_ETCD_PEER };
 const CA_FILE: Record<EtcdAuthority, keyof MemberFiles & `${string}.crt`> = { 'etcd-api': 'etcd-api-ca.crt', 'etcd-peer': 'etcd-peer-ca.crt' };
 const LEAF: Record<EtcdAuthority, 'server' | 'peer'> = { 'etcd-api': 'server', 'etcd-peer': 'peer' };
 
@@ -82,7 +82,7 @@ async function issueLeaf(ca: Pick<CaClient, 'sign'>, cluster: string, member: st
   const cred = await localCredential([{ type: 'CN', value: member }], (csr) => ca.sign(cluster, { signer: SIGNERS[kind], csr }), { sans });
   // etcd reads the certificate and then the key on each handshake: one handshake in between may fail and be retried.
   writeFileAtomic(files[LEAF[kind]].key, cred.key, 0o600);
-  writeFileAtomic(files[LEAF[kind]].cert, cred.cert, 0o644);
+  writeFileAtomic(files[LEAF[kind]].cert, cred.cert);
   return cred;
 }
 
@@ -103,7 +103,7 @@ export async function writeMemberFiles(
     const bundle = authority(view, kind).bundle;
     const caFile = files[CA_FILE[kind]];
     if (!existsSync(caFile) || readFileSync(caFile, 'utf8') !== bundle) {
-      writeFileAtomic(caFile, bundle, 0o644);
+      writeFileAtomic(caFile, bundle);
       trustChanged.push(kind);
     }
     if (o.force || needsIssue(view, kind, files[LEAF[kind]].cert, activeOf(view, kind), o.now)) {
@@ -324,7 +324,7 @@ export class MemberSupervisor {
   private async clientTls(view: ClusterView) {
     const gen = activeOf(view, 'etcd-api');
     if (this.clientCred?.gen !== gen) {
-      const cred = await localCredential([{ type: 'CN', value: `system:trustplane:member:${this.o.member}` }], (csr) => this.o.ca.sign(this.o.cluster, { signer: 'trustplane.io/etcd-client', csr }));
+      const cred = await localCredential([{ type: 'CN', value: `system:trustplane:member:${this.o.member}` }], (csr) => this.o.ca.sign(this.o.cluster, { signer: SIGNER_ETCD_CLIENT, csr }));
       this.clientCred = { gen, cred };
     }
     return { ca: authority(view, 'etcd-api').bundle, cert: this.clientCred.cred.cert, key: this.clientCred.cred.key };

@@ -5,6 +5,7 @@ import { localCredential } from '../ca/credential.js';
 import type { MinVersion } from '../tls/policy.js';
 import { clusterPaths } from '../util/datadir.js';
 import { claimPidFile } from '../util/pidfile.js';
+import { SIGNER_ETCD_SERVER } from '../pki/signer-names.js';
 import { writeFileAtomic } from '../util/files.js';
 import { startStoreServer } from './server/index.js';
 import { startStoreServerThread } from './server-thread.js';
@@ -46,7 +47,7 @@ export async function storeServingTls(ca: CaClient, cluster: string, host: strin
   const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(host) ? [host] : [])])];
   const cred = await localCredential(
     [{ type: 'CN', value: `${cluster}-store` }],
-    (csr) => ca.sign(cluster, { signer: 'trustplane.io/etcd-server', csr }),
+    (csr) => ca.sign(cluster, { signer: SIGNER_ETCD_SERVER, csr }),
     { sans: { dns: ['localhost'], ip: ips } },
   );
   return { cert: cred.cert, key: cred.key, ca: apiCa.bundle };
@@ -69,7 +70,7 @@ export async function runStoreProcess(o: StoreProcessOptions): Promise<RunningSt
     memberName: `${o.cluster}-store`,
   });
   const endpoint: StoreEndpoint = { url: store.endpoint, pid: process.pid, cluster: o.cluster };
-  writeFileAtomic(p.storeEndpoint, JSON.stringify(endpoint, null, 2) + '\n', 0o644);
+  writeFileAtomic(p.storeEndpoint, JSON.stringify(endpoint, null, 2) + '\n');
   return {
     url: store.endpoint,
     async reloadTls() {

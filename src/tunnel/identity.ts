@@ -1,32 +1,33 @@
-// Which node a verified agent certificate speaks for: the kubelet client identity, CN system:node:<name> in O system:nodes.
+// Which node a verified agent certificate speaks for: the kubelet client identity, by the one node-identity rule (src/pki/node-identity.ts).
 import type { PeerCertificate } from 'node:tls';
+import { NODES_GROUP, NODE_USER_PREFIX, isNodeName, nodeOfSubject, type Name } from '../pki/index.js';
 import { values } from './protocol.js';
 
-export const NODE_PREFIX = 'system:node:';
-export const NODES_GROUP = 'system:nodes';
+export const NODE_PREFIX = NODE_USER_PREFIX;
+export { NODES_GROUP, isNodeName };
 
-// A Kubernetes node name is a DNS-1123 subdomain.
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-export function isNodeName(name: string): boolean {
-  return name.length > 0 && name.length <= 253 && NODE_NAME.test(name);
+/** The subject Node's TLS reports (attribute → value or values) as a Name, every attribute kept. */
+function subjectName(peer: Pick<PeerCertificate, 'subject'>): Name {
+  const subject = (peer.subject ?? {}) as unknown as Record<string, string | string[] | undefined>;
+  return Object.entries(subject).flatMap(([type, v]) => values(v).map((value) => ({ type, value })));
 }
 
 /** The node name of a kubelet client certificate's subject, or null when the subject is not a node's. */
 export function nodeNameOf(peer: Pick<PeerCertificate, 'subject'>): string | null {
-  const subject = peer.subject as unknown as Record<string, string | string[] | undefined> | undefined;
-  if (!subject) return null;
-  const cns = values(subject.CN);
-  if (cns.length !== 1 || !cns[0].startsWith(NODE_PREFIX)) return null;
-  if (!values(subject.O).includes(NODES_GROUP)) return null;
-  const name = cns[0].slice(NODE_PREFIX.length);
-  return isNodeName(name) ? name : null;
+  if (!peer.subject) return null;
+  const n = nodeOfSubject(subjectName(peer));
+  return 'node' in n ? n.node : null;
 }
 
-/** The subject as text for messages, e.g. `CN=admin, O=system:masters`. */
+/** Why the subject is not a node's (for the refusal message), or undefined when it is one. */
+export function nodeIdentityProblem(peer: Pick<PeerCertificate, 'subject'>): string | undefined {
+  const n = nodeOfSubject(subjectName(peer));
+  return 'problem' in n ? n.problem : undefined;
+}
+
+/** The subject as text for messages, e.g. `CN=admin, O=system:masters`; control characters escaped. */
 export function describeSubject(peer: Pick<PeerCertificate, 'subject'>): string {
-  const subject = (peer.subject ?? {}) as unknown as Record<string, string | string[] | undefined>;
-  return Object.entries(subject)
-    .flatMap(([k, v]) => values(v).map((x) => `${k}=${x}`))
+  return subjectName(peer)
+    .map((a) => `${a.type}=${/[\u0000-\u001f\u007f"\\]/.test(a.value) ? JSON.stringify(a.value) : a.value}`)
     .join(', ');
 }

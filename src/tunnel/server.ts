@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, createServer, type PeerCertificate, type Server, type TLSSocket } from 'node:tls';
 import { parseCertificate, parseCertificates, verifyChain } from '../pki/index.js';
 import type { ParsedCertificate } from '../pki/types.js';
+import { ListenerGuard, type ConnectionLimits, type GuardStats } from '../tls/listener-guard.js';
 import { serverOptions, type MinVersion } from '../tls/policy.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
@@ -45,8 +46,10 @@ export interface TunnelServerOptions {
   log?: (msg: string, fields?: object) => void;
   /** PINGs that find dead agent connections. Default every 20 s, 10 s to answer. */
   keepalive?: Keepalive;
-  /** How long an agent may take over its TLS handshake. Default 10 s. */
+  /** How long an agent may take over its TLS handshake (a deadline). Default 10 s; overrides limits.handshakeTimeoutMs. */
   handshakeTimeoutMs?: number;
+  /** Connection caps and the handshake deadline; defaults in DEFAULT_CONNECTION_LIMITS. */
+  limits?: ConnectionLimits;
   /** What certificate expiry and chain checks read as now. */
   clock?: Clock;
 }
@@ -68,6 +71,8 @@ export interface TunnelServer {
   /** New serving certificate for new connections. */
   setServingCert(c: { cert: string; key: string }): void;
   stats(): { agents: number; streams: number };
+  /** Connections open now (agents and handshakes in progress) and what the listener guard refused or closed. */
+  connectionStats(): GuardStats;
   close(): Promise<void>;
 }
 
@@ -118,7 +123,16 @@ export async function startTunnelServer(o: TunnelServerOptions): Promise<TunnelS
   const waiters = new Map<string, Set<(err?: Error) => void>>();
   let closing: Promise<void> | undefined;
 
-  const server: Server = createServer({ ...tlsOptions(), handshakeTimeout: o.handshakeTimeoutMs ?? 10_000 });
+  // Handshakes have a deadline and connections a cap; once secure, accept() and the keepalive PINGs run the connection.
+  const guard = new ListenerGuard({
+    name: 'tunnel server',
+    limits: { ...o.limits, ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}) },
+    tls: true,
+    requests: 'none',
+    log: o.log ? (msg, fields) => log(msg, fields) : undefined,
+  });
+  const server: Server = createServer({ ...tlsOptions(), handshakeTimeout: guard.limits.handshakeTimeoutMs });
+  guard.attach(server);
   server.on('connection', (raw: Socket) => {
     sockets.add(raw);
     raw.once('close', () => sockets.delete(raw));
@@ -358,6 +372,7 @@ export async function startTunnelServer(o: TunnelServerOptions): Promise<TunnelS
       for (const l of live) streams += l.streams.size;
       return { agents: links.size, streams };
     },
+    connectionStats: () => guard.stats(),
     close() {
       closing ??= new Promise<void>((resolve) => {
         clearInterval(sweep);

@@ -46,6 +46,8 @@ export function hostPaths(dataDir: string) {
     endpoint: join(dir, 'endpoint.json'),
     pid: join(dir, 'host.pid'),
     log: join(dir, 'host.log'),
+    /** The bearer token that lets a scraper read /metrics (0600; made at the host's first start). */
+    metricsToken: join(dir, 'metrics-token'),
     clustersDir: join(dataDir, 'clusters'),
   };
 }

@@ -1,6 +1,7 @@
 // JSON over HTTP/2 with mutual TLS: the one client and the server helpers shared by the CA service and the fleet API.
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import { ListenerGuard, type ConnectionLimits, type GuardStats } from '../tls/listener-guard.js';
 import { clientOptions, serverOptions, type MinVersion } from '../tls/policy.js';
 import { TrustplaneError, invalid, isReason } from './errors.js';
 
@@ -41,12 +42,28 @@ export class H2JsonClient {
     s.on('close', () => {
       if (this.session === s) this.session = undefined;
     });
+    // The server closes idle sessions with a GOAWAY: new requests go on a new session from then on.
+    s.on('goaway', () => {
+      if (this.session === s) this.session = undefined;
+    });
     s.unref();
     this.session = s;
     return s;
   }
 
   async request<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    try {
+      return await this.requestOnce<T>(method, path, body, timeoutMs);
+    } catch (e) {
+      // A stream the server refused (sent as its GOAWAY for an idle session crossed it) was never processed: safe to send again once.
+      if (!(e instanceof RefusedStream)) throw e;
+      return this.requestOnce<T>(method, path, body, timeoutMs).catch((again: unknown) => {
+        throw again instanceof RefusedStream ? again.error : again;
+      });
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const s = this.connect();
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const where = `${this.label.name} at ${this.o.url}`;
@@ -69,9 +86,11 @@ export class H2JsonClient {
       const chunks: Buffer[] = [];
       req.on('response', (h) => (status = Number(h[':status'])));
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('error', (e) => {
+      req.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new TrustplaneError('Unavailable', `${where} is unreachable: ${e.message}`, this.label.hint));
+        const error = new TrustplaneError('Unavailable', `${where} is unreachable: ${e.message}`, this.label.hint);
+        const refused = e.code === 'ERR_HTTP2_GOAWAY_SESSION' || req.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+        reject(refused && status === 0 ? new RefusedStream(error) : error);
       });
       req.on('close', () => {
         clearTimeout(timer);
@@ -99,6 +118,13 @@ export class H2JsonClient {
   close(): void {
     this.session?.close();
     this.session = undefined;
+  }
+}
+
+/** A request the server never processed, with the error to report if sending it again fails the same way. */
+class RefusedStream extends Error {
+  constructor(readonly error: TrustplaneError) {
+    super(error.message);
   }
 }
 
@@ -158,20 +184,28 @@ export interface H2JsonServerOptions<C> {
   route(caller: C, method: string, parts: string[], body: () => Promise<unknown>, url: URL): Promise<[number, unknown]>;
   /** Runs before every answer, error or not (the CA flushes its audit log here). */
   beforeAnswer?(): void;
+  /** Handshake and idle timeouts, connection caps; defaults in DEFAULT_CONNECTION_LIMITS. */
+  limits?: ConnectionLimits;
+  log?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 export interface RunningH2JsonServer {
   url: string;
   port: number;
+  /** Connections open now and what the listener guard refused or closed. */
+  connectionStats(): GuardStats;
   close(): Promise<void>;
 }
 
 /** An HTTP/2 JSON server that requires a client certificate from clientCa and answers errors as ErrorBody. */
 export function startH2JsonServer<C>(o: H2JsonServerOptions<C>): Promise<RunningH2JsonServer> {
+  const guard = new ListenerGuard({ name: o.service, limits: o.limits, tls: true, requests: 'http', log: o.log });
   const server = http2.createSecureServer({
     ...serverOptions({ cert: o.cert, key: o.key, ca: o.clientCa, clientCert: 'require', minVersion: o.minVersion }),
+    ...guard.serverOptions(),
     allowHTTP1: false,
   });
+  guard.attach(server);
   const identities = new WeakMap<object, C>();
   const identify = (req: http2.Http2ServerRequest): C => {
     const session = req.stream.session;
@@ -217,12 +251,16 @@ export function startH2JsonServer<C>(o: H2JsonServerOptions<C>): Promise<Running
       resolve({
         url: `https://${h}:${port}`,
         port,
+        connectionStats: () => guard.stats(),
         close: () =>
           new Promise<void>((r) => {
             for (const s of sessions) s.close();
             server.close(() => r());
+            // Handshakes in progress hold no session; they go now.
+            guard.closeIdle();
             setTimeout(() => {
               for (const s of sessions) s.destroy();
+              guard.destroyAll();
             }, 2000).unref();
           }),
       });

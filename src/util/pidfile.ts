@@ -1,5 +1,6 @@
 // One process per role and data dir: a PID file claimed at start and released at stop.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from './files.js';
 import { TrustplaneError } from './errors.js';
 
 export function isProcessAlive(pid: number): boolean {
@@ -28,7 +29,7 @@ export function claimPidFile(path: string, what: string): () => void {
     if (other && other !== process.pid && isProcessAlive(other))
       throw new TrustplaneError('Conflict', `${what} is already running (pid ${other}, ${path})`, 'stop it first, or use another --data-dir');
   }
-  writeFileSync(path, String(process.pid), { mode: 0o600 });
+  writeFileAtomic(path, String(process.pid));
   return () => {
     if (existsSync(path) && Number(readFileSync(path, 'utf8')) === process.pid) rmSync(path, { force: true });
   };

@@ -11,6 +11,8 @@ const CSRS = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 const NODES = '/api/v1/nodes';
 const LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
 
+// Each test makes the objects and tokens it uses (the before hook only what every test may rely on), so that any one of
+// them passes alone (--test-name-pattern) and none depends on what another left behind.
 describe('authorization', () => {
   let c: TestCluster;
   // An hour ahead: certificates openssl issues during the test (notBefore = now) are already valid by this clock.
@@ -41,7 +43,17 @@ describe('authorization', () => {
   });
   after(() => c?.stop());
 
-  const tok = () => ({ token: token.token });
+  /** A reusable pool token of its own for one test: what a token may see is then exactly what that test made with it. */
+  const ownToken = async () => {
+    const t = await createBootstrapToken(c.store, { pool: 'pool-a', ttlSeconds: 3600 }, clock);
+    return { token: t.token, id: t.id };
+  };
+  /** A kubelet-client CSR that node n1 makes for itself. */
+  const n1Csr = async (name: string) => {
+    const r = await call(c, n1, 'POST', CSRS, { body: csrManifest(name, pem.n1) });
+    assert.equal(r.status, 201, r.text);
+    return r.json;
+  };
 
   it('no credentials, a wrong token or a malformed one: 401 Status, and kubectl says to log in', async () => {
     for (const creds of [{}, { token: `${token.id}.0000000000000000` }, { token: 'nonsense' }, { token: 'abcdef.ghijklmnopqrstuv' }]) {
@@ -55,37 +67,40 @@ describe('authorization', () => {
   });
 
   it('bootstrap token: creates kubelet-client CSRs as itself, reads only its own', async () => {
+    const tok = await ownToken();
     const body = csrManifest('boot-1', pem.n9, { extraSpec: { username: 'admin', groups: ['system:masters'] } });
-    const r = await call(c, tok(), 'POST', CSRS, { body });
+    const r = await call(c, tok, 'POST', CSRS, { body });
     assert.equal(r.status, 201, r.text);
-    assert.equal(r.json.spec.username, `system:bootstrap:${token.id}`, 'spec.username comes from authentication, never the body');
+    assert.equal(r.json.spec.username, `system:bootstrap:${tok.id}`, 'spec.username comes from authentication, never the body');
     assert.deepEqual(r.json.spec.groups, ['system:bootstrappers', 'system:bootstrappers:pool-a', 'system:authenticated']);
 
-    assert.equal((await call(c, tok(), 'GET', `${CSRS}/boot-1`)).status, 200);
-    const other = await call(c, tok(), 'GET', `${CSRS}/admin-csr`);
+    assert.equal((await call(c, tok, 'GET', `${CSRS}/boot-1`)).status, 200);
+    const other = await call(c, tok, 'GET', `${CSRS}/admin-csr`);
     assert.equal(other.status, 403);
-    assert.equal((await call(c, tok(), 'GET', `${CSRS}/does-not-exist`)).status, 403, 'missing and foreign look the same');
-    const list = await call(c, tok(), 'GET', CSRS);
+    assert.equal((await call(c, tok, 'GET', `${CSRS}/does-not-exist`)).status, 403, 'missing and foreign look the same');
+    const list = await call(c, tok, 'GET', CSRS);
     assert.equal(list.status, 200);
     assert.deepEqual(list.json.items.map((i: { metadata: { name: string } }) => i.metadata.name), ['boot-1']);
   });
 
   it('bootstrap token: refused other signers, other subjects, approval, delete, nodes', async () => {
-    const wrongSigner = await call(c, tok(), 'POST', CSRS, { body: csrManifest('boot-x', pem.n9, { signerName: 'kubernetes.io/kube-apiserver-client' }) });
+    const tok = await ownToken();
+    assert.equal((await call(c, tok, 'POST', CSRS, { body: csrManifest('boot-2', pem.n9) })).status, 201);
+    const wrongSigner = await call(c, tok, 'POST', CSRS, { body: csrManifest('boot-x', pem.n9, { signerName: 'kubernetes.io/kube-apiserver-client' }) });
     assert.equal(wrongSigner.status, 403);
     assert.match(wrongSigner.json.message, /may only request certificates from signer "kubernetes.io\/kube-apiserver-client-kubelet"/);
-    const masters = await call(c, tok(), 'POST', CSRS, { body: csrManifest('boot-y', pem.masters) });
+    const masters = await call(c, tok, 'POST', CSRS, { body: csrManifest('boot-y', pem.masters) });
     assert.equal(masters.status, 403);
     assert.match(masters.json.message, /CN=system:node:<node name>, O=system:nodes/);
 
-    const csr = (await call(c, tok(), 'GET', `${CSRS}/boot-1`)).json;
+    const csr = (await call(c, tok, 'GET', `${CSRS}/boot-2`)).json;
     csr.status = { conditions: [{ type: 'Approved', status: 'True', reason: 'self', message: 'self' }] };
-    const approve = await call(c, tok(), 'PUT', `${CSRS}/boot-1/approval`, { body: csr });
+    const approve = await call(c, tok, 'PUT', `${CSRS}/boot-2/approval`, { body: csr });
     assert.equal(approve.status, 403);
-    assert.equal(approve.json.message, `certificatesigningrequests.certificates.k8s.io "boot-1" is forbidden: User "system:bootstrap:${token.id}" cannot update resource "certificatesigningrequests/approval" in API group "certificates.k8s.io" at the cluster scope: only administrators may change the approval or status of a certificate signing request`);
-    assert.equal((await call(c, tok(), 'DELETE', `${CSRS}/boot-1`)).status, 403);
-    assert.equal((await call(c, tok(), 'GET', NODES)).status, 403);
-    assert.ok(await c.store.get('/registry/certificatesigningrequests/boot-1'));
+    assert.equal(approve.json.message, `certificatesigningrequests.certificates.k8s.io "boot-2" is forbidden: User "system:bootstrap:${tok.id}" cannot update resource "certificatesigningrequests/approval" in API group "certificates.k8s.io" at the cluster scope: only administrators may change the approval or status of a certificate signing request`);
+    assert.equal((await call(c, tok, 'DELETE', `${CSRS}/boot-2`)).status, 403);
+    assert.equal((await call(c, tok, 'GET', NODES)).status, 403);
+    assert.ok(await c.store.get('/registry/certificatesigningrequests/boot-2'));
     assert.equal(await c.store.get('/registry/certificatesigningrequests/boot-x'), null);
   });
 
@@ -107,9 +122,12 @@ describe('authorization', () => {
     const otherSigner = await call(c, n1, 'POST', CSRS, { body: csrManifest('n1-any', pem.n1, { signerName: 'example.com/anything' }) });
     assert.equal(otherSigner.status, 403);
 
+    // The node lists its own requests only (other tests may have made more of them), never the admin's.
     const list = await call(c, n1, 'GET', CSRS);
-    assert.deepEqual(list.json.items.map((i: { metadata: { name: string } }) => i.metadata.name).sort(), ['n1-client', 'n1-serving']);
-    assert.equal((await call(c, n1, 'GET', `${CSRS}/boot-1`)).status, 403);
+    const names = list.json.items.map((i: { metadata: { name: string } }) => i.metadata.name);
+    assert.ok(names.includes('n1-client') && names.includes('n1-serving'), names.join());
+    assert.deepEqual(list.json.items.filter((i: { spec: { username: string } }) => i.spec.username !== 'system:node:n1'), []);
+    assert.equal((await call(c, n1, 'GET', `${CSRS}/admin-csr`)).status, 403);
   });
 
   it('node: its own Node and Lease, nobody else\'s', async () => {
@@ -147,21 +165,26 @@ describe('authorization', () => {
   it('node: may not give itself a role label; an admin may', async () => {
     const merge = 'application/merge-patch+json';
     const role = { metadata: { labels: { 'node-role.kubernetes.io/control-plane': '' } } };
-    const refused = await call(c, n1, 'PATCH', `${NODES}/n1`, { body: role, contentType: merge });
+    const n6 = c.node('n6');
+    assert.equal((await call(c, n6, 'POST', NODES, { body: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n6' } } })).status, 201);
+    const refused = await call(c, n6, 'PATCH', `${NODES}/n6`, { body: role, contentType: merge });
     assert.equal(refused.status, 403);
     assert.match(refused.json.message, /nodes may not set or change the labels node-role.kubernetes.io\/control-plane/);
     const createWithRole = await call(c, c.node('n5'), 'POST', NODES, { body: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n5', labels: { 'node-role.kubernetes.io/master': '' } } } });
     assert.equal(createWithRole.status, 403);
-    assert.equal((await call(c, admin, 'PATCH', `${NODES}/n1`, { body: role, contentType: merge })).status, 200);
-    const keep = await call(c, n1, 'PATCH', `${NODES}/n1`, { body: { metadata: { labels: { zone: 'b' } } }, contentType: merge });
+    assert.equal((await call(c, admin, 'PATCH', `${NODES}/n6`, { body: role, contentType: merge })).status, 200);
+    const keep = await call(c, n6, 'PATCH', `${NODES}/n6`, { body: { metadata: { labels: { zone: 'b' } } }, contentType: merge });
     assert.equal(keep.status, 200, 'other labels stay the node\'s own, with the admin\'s role label untouched');
     assert.equal(keep.json.metadata.labels['node-role.kubernetes.io/control-plane'], '');
   });
 
   it('node and token may not approve; anyone else is refused everything with a 403 naming verb, resource and user', async () => {
-    const csr = (await call(c, admin, 'GET', `${CSRS}/n1-client`)).json;
+    const csr = await n1Csr('n1-self-approve');
     csr.status = { conditions: [{ type: 'Approved', status: 'True', reason: 'r', message: 'm' }] };
-    assert.equal((await call(c, n1, 'PUT', `${CSRS}/n1-client/approval`, { body: csr })).status, 403);
+    assert.equal((await call(c, n1, 'PUT', `${CSRS}/n1-self-approve/approval`, { body: csr })).status, 403);
+    const byToken = await call(c, await ownToken(), 'PUT', `${CSRS}/n1-self-approve/approval`, { body: csr });
+    assert.equal(byToken.status, 403);
+    assert.equal((await call(c, admin, 'GET', `${CSRS}/n1-self-approve`)).json.status?.conditions, undefined, 'still unapproved');
 
     const list = await call(c, alice, 'GET', CSRS);
     assert.equal(list.status, 403);
@@ -174,26 +197,27 @@ describe('authorization', () => {
   });
 
   it('admin: approval (409 on a stale resourceVersion), status with a certificate only once approved', async () => {
-    const csr = (await call(c, admin, 'GET', `${CSRS}/n1-client`)).json;
+    await n1Csr('n1-admin-flow');
+    const csr = (await call(c, admin, 'GET', `${CSRS}/n1-admin-flow`)).json;
     const cert = c.ca.issue('issued-n1', { cn: 'system:node:n1', o: 'system:nodes', eku: ['clientAuth'] }).cert;
-    const early = await call(c, admin, 'PUT', `${CSRS}/n1-client/status`, { body: { ...csr, status: { certificate: Buffer.from(cert).toString('base64') } } });
+    const early = await call(c, admin, 'PUT', `${CSRS}/n1-admin-flow/status`, { body: { ...csr, status: { certificate: Buffer.from(cert).toString('base64') } } });
     assert.equal(early.status, 422);
     assert.match(early.json.message, /certificate may only be set when the request is approved/);
 
-    const approved = await call(c, admin, 'PUT', `${CSRS}/n1-client/approval`, {
+    const approved = await call(c, admin, 'PUT', `${CSRS}/n1-admin-flow/approval`, {
       body: { ...csr, status: { conditions: [{ type: 'Approved', status: 'True', reason: 'AdminApproved', message: 'ok' }] } },
     });
     assert.equal(approved.status, 200, approved.text);
-    const stale = await call(c, admin, 'PUT', `${CSRS}/n1-client/approval`, {
+    const stale = await call(c, admin, 'PUT', `${CSRS}/n1-admin-flow/approval`, {
       body: { ...csr, status: { conditions: [{ type: 'Denied', status: 'True', reason: 'x', message: 'y' }] } },
     });
     assert.equal(stale.status, 409);
     assert.equal(stale.json.reason, 'Conflict');
 
-    const issued = await call(c, admin, 'PUT', `${CSRS}/n1-client/status`, { body: { ...approved.json, status: { ...approved.json.status, certificate: Buffer.from(cert).toString('base64') } } });
+    const issued = await call(c, admin, 'PUT', `${CSRS}/n1-admin-flow/status`, { body: { ...approved.json, status: { ...approved.json.status, certificate: Buffer.from(cert).toString('base64') } } });
     assert.equal(issued.status, 200, issued.text);
     assert.equal(issued.json.status.conditions[0].type, 'Approved', 'the status subresource keeps approval conditions');
-    const n1Sees = await call(c, n1, 'GET', `${CSRS}/n1-client`);
+    const n1Sees = await call(c, n1, 'GET', `${CSRS}/n1-admin-flow`);
     assert.equal(Buffer.from(n1Sees.json.status.certificate, 'base64').toString(), cert);
   });
 
@@ -222,8 +246,9 @@ describe('authorization', () => {
     assert.equal((await call(c, { token: short.token }, 'GET', CSRS)).status, 401);
     const k = await c.kubectl(c.kubeconfig({ token: short.token }), ['get', 'csr']);
     assert.match(k.stderr, /You must be logged in to the server/);
-    assert.equal((await call(c, tok(), 'GET', CSRS)).status, 200);
-    assert.equal(await deleteBootstrapToken(c.store, token.id), true);
-    assert.equal((await call(c, tok(), 'GET', CSRS)).status, 401);
+    const kept = await createBootstrapToken(c.store, { pool: 'pool-a', ttlSeconds: 3600 }, clock);
+    assert.equal((await call(c, { token: kept.token }, 'GET', CSRS)).status, 200);
+    assert.equal(await deleteBootstrapToken(c.store, kept.id), true);
+    assert.equal((await call(c, { token: kept.token }, 'GET', CSRS)).status, 401);
   });
 });

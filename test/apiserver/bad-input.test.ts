@@ -1,5 +1,6 @@
 // Bad input: each gets a Status that kubectl prints cleanly, and the store's revision does not move.
 import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_MAX_BODY_BYTES } from '../../src/apiserver/index.js';
 import { encodeField, PROTOBUF_MAGIC } from '../../src/apiserver/http/protobuf.js';
@@ -43,8 +44,11 @@ describe('bad input', () => {
     await refused(['create', '--raw', CSRS, '-f', node], /Error from server \(BadRequest\): the API version in the data \(v1\) does not match the expected API version \(certificates.k8s.io\/v1\)/);
     const kind = writeIn(c, 'wrong-kind.json', { ...csrManifest('wk', pem), kind: 'Lease' });
     await refused(['create', '--raw', CSRS, '-f', kind], /Error from server \(BadRequest\): the kind in the data \(Lease\) does not match the expected kind \(CertificateSigningRequest\)/);
+    const nodeKind = writeIn(c, 'node-kind.json', { ...csrManifest('nk', pem), kind: 'Node' });
+    await refused(['create', '--raw', CSRS, '-f', nodeKind], /Error from server \(BadRequest\): the kind in the data \(Node\) does not match the expected kind \(CertificateSigningRequest\)/);
+    // Without kind, the path gives it (as kube-apiserver's decoder): what is then wrong is the object itself.
     const noKind = writeIn(c, 'no-kind.json', { apiVersion: 'certificates.k8s.io/v1', metadata: { name: 'nk' } });
-    await refused(['create', '--raw', CSRS, '-f', noKind], /Error from server \(BadRequest\): Object 'Kind' is missing/);
+    await refused(['create', '--raw', CSRS, '-f', noKind], /The CertificateSigningRequest "nk" is invalid: \n\* spec.request: Required value/);
   });
 
   it(`a body over the limit (${DEFAULT_MAX_BODY_BYTES} bytes) → 413`, async () => {
@@ -97,6 +101,118 @@ describe('bad input', () => {
     assert.ok(await c.store.get('/registry/certificatesigningrequests/unknown'));
     assert.equal(await revision(), before);
   });
+
+  it('malformed input is a 4xx Status, never a 500, and writes nothing', async () => {
+    const deep = (n: number) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
+    const deep100k = `{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{"name":"deep"},"spec":${deep(100_000)}}`;
+    const lists100k = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const MP = 'application/merge-patch+json';
+    const SMP = 'application/strategic-merge-patch+json';
+    const JP = 'application/json-patch+json';
+    const APPLY = 'application/apply-patch+yaml';
+    const long = 'x'.repeat(3000);
+    // [method, path, body, content type, expected status]
+    const cases: Array<[string, string, string | undefined, string | undefined, number]> = [
+      // Nesting 100,000 deep (was 500 "Maximum call stack size exceeded"), in every body the server decodes.
+      ['POST', CSRS, deep100k, undefined, 400],
+      ['POST', CSRS, lists100k, undefined, 400],
+      ['PUT', `${CSRS}/malformed-target/approval`, deep100k, undefined, 400],
+      ['PATCH', `${CSRS}/malformed-target`, `{"metadata":${deep(100_000)}}`, MP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, `{"metadata":${deep(100_000)}}`, SMP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, `[{"op":"add","path":"/metadata/x","value":${deep(100_000)}}]`, JP, 400],
+      ['PATCH', `${CSRS}/malformed-target?fieldManager=m`, deep100k, APPLY, 400],
+      ['DELETE', `${CSRS}/malformed-target`, deep(100_000), undefined, 400],
+      ['POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', deep(100_000), undefined, 400],
+      // Where the schema keeps unknown content (a Node's spec.configSource), the whole depth reached the recursive walks.
+      ['POST', '/api/v1/nodes', `{"metadata":{"name":"d"},"spec":{"configSource":${deep(100_000)}}}`, undefined, 400],
+      ['PATCH', '/api/v1/nodes/deep-node', `{"spec":{"configSource":${deep(100_000)}}}`, MP, 400],
+      ['PATCH', '/api/v1/nodes/deep-node', `{"spec":{"configSource":${deep(100_000)}}}`, SMP, 400],
+      ['PATCH', '/api/v1/nodes/deep-node', `{"spec":{"configSource":${deep(5000)}}}`, MP, 400],
+      // Just past the bound.
+      ['POST', '/api/v1/nodes', `{"metadata":{"name":"d"},"spec":{"configSource":${deep(501)}}}`, undefined, 400],
+      // Invalid percent-escapes in the path (was 500 "URI malformed"), names a path cannot hold.
+      ['GET', `${CSRS}/%zz`, undefined, undefined, 400],
+      ['GET', `${CSRS}/%E0%A4%A`, undefined, undefined, 400],
+      ['DELETE', `/api/v1/nodes/%C3`, undefined, undefined, 400],
+      ['GET', `${CSRS}/a%2Fb`, undefined, undefined, 400],
+      // Bodies that are not objects (a DELETE body of null was a 500).
+      ...(['null', '[]', '"x"', '5', 'true'].map((b) => ['DELETE', `${CSRS}/malformed-target`, b, undefined, 400]) as Array<[string, string, string, undefined, number]>),
+      ...(['null', '[]', '"x"', '5'].map((b) => ['POST', CSRS, b, undefined, 400]) as Array<[string, string, string, undefined, number]>),
+      ['DELETE', `${CSRS}/malformed-target`, '{"preconditions":[]}', undefined, 400],
+      ['DELETE', `${CSRS}/malformed-target`, '{"dryRun":"All"}', undefined, 400],
+      ['DELETE', `${CSRS}/malformed-target`, '{"kind":"Pod"}', undefined, 400],
+      // Patch bodies of the wrong shape.
+      ['PATCH', `${CSRS}/malformed-target`, 'null', MP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, '{}', JP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, '[null]', JP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, '[{"op":"add","path":"/metadata/labels/a"}]', JP, 422],
+      ['PATCH', `${CSRS}/malformed-target`, '[{"op":"move","from":"/metadata","path":"/metadata/x"}]', JP, 422],
+      // JSON patch amplification (the fuzzer's api-patch finding): copies of the whole document into itself double it
+      // each time; a copy without "from" copied the whole document; too many operations.
+      ['PATCH', `${CSRS}/malformed-target`, JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '', path: `/c${i}` }))), JP, 422],
+      ['PATCH', `${CSRS}/malformed-target`, JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '/spec', path: `/spec/c${i}` }))), JP, 422],
+      ['PATCH', `${CSRS}/malformed-target`, '[{"op":"copy","path":"/metadata/x"}]', JP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, '[{"op":"move","path":"/metadata/x"}]', JP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, '[{"op":"move","from":"/metadata","path":"/metadata/labels"}]', JP, 422],
+      ['PATCH', `${CSRS}/malformed-target`, JSON.stringify(Array.from({ length: 10_001 }, () => ({ op: 'test', path: '/kind', value: 'CertificateSigningRequest' }))), JP, 413],
+      ['PATCH', `${CSRS}/malformed-target`, '{"metadata":"x"}', MP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, '{"metadata":{"$patch":"sideways"}}', SMP, 400],
+      ['PATCH', `${CSRS}/malformed-target`, '{"$retainKeys":[1,{}]}', SMP, 400],
+      ['PATCH', `${CSRS}/malformed-target?fieldManager=m`, '{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":"x"}', APPLY, 400],
+      ['PATCH', `${CSRS}/malformed-target?fieldManager=m`, '{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{"resourceVersion":5}}', APPLY, 400],
+      // Selectors and numbers.
+      ['GET', `${CSRS}?labelSelector=${encodeURIComponent('a in (b')}`, undefined, undefined, 400],
+      ['GET', `${CSRS}?labelSelector=${encodeURIComponent('(((((')}`, undefined, undefined, 400],
+      ['GET', `${CSRS}?labelSelector=${encodeURIComponent(`${long}=${long}`)}`, undefined, undefined, 200],
+      ['GET', `${CSRS}?fieldSelector=metadata.name`, undefined, undefined, 400],
+      ['GET', `${CSRS}?fieldSelector=spec.nodeName%3Dx`, undefined, undefined, 400],
+      ['GET', `${CSRS}?limit=1e400`, undefined, undefined, 400],
+      ['GET', `${CSRS}?limit=${'9'.repeat(400)}`, undefined, undefined, 400],
+      ['GET', `${CSRS}?watch=1&timeoutSeconds=-${'9'.repeat(30)}`, undefined, undefined, 400],
+      ['GET', `${CSRS}?resourceVersion=${'9'.repeat(30)}`, undefined, undefined, 400],
+      ['GET', `${CSRS}?includeObject=Everything`, undefined, undefined, 200],
+      ['POST', CSRS, JSON.stringify({ ...csrManifest('huge', pem), spec: { ...csrManifest('huge', pem).spec, expirationSeconds: 1e308 } }).replace('1e+308', '1e400'), undefined, 400],
+      ['POST', CSRS, JSON.stringify({ ...csrManifest('huge', pem), spec: { ...csrManifest('huge', pem).spec, expirationSeconds: 2 ** 62 } }), undefined, 400],
+      ['POST', '/api/v1/nodes', '{"metadata":{"name":"n","generation":123456789012345678901234567890}}', undefined, 400],
+      ['GET', `${CSRS}?timeout=1y`, undefined, undefined, 400],
+    ];
+    // This test's own objects: a CSR and a Node for the requests to aim at.
+    assert.equal((await call(c, c.admin, 'POST', CSRS, { body: csrManifest('malformed-target', pem) })).status, 201);
+    assert.equal((await call(c, c.admin, 'POST', '/api/v1/nodes', { body: { metadata: { name: 'deep-node' } } })).status, 201);
+    // Within the bound, deep content is kept (and read back) whole.
+    const within = await call(c, c.admin, 'PATCH', '/api/v1/nodes/deep-node', { body: `{"spec":{"configSource":${deep(400)}}}`, contentType: MP });
+    assert.equal(within.status, 200, within.text.slice(0, 300));
+    assert.equal((await call(c, c.admin, 'GET', '/api/v1/nodes/deep-node')).text.split('{"a":').length - 1, 400);
+    const before = await revision();
+    for (const [method, path, body, contentType, want] of cases) {
+      const r = await call(c, c.admin, method, path, body === undefined ? {} : { body, contentType });
+      const what = `${method} ${path.slice(0, 80)} ${(body ?? '').slice(0, 60)}`;
+      assert.equal(r.status, want, `${what}: ${r.text.slice(0, 300)}`);
+      if (want >= 400) {
+        assert.equal(r.json?.kind, 'Status', what);
+        assert.ok(r.json.message.length < 2000, `${what}: a bounded message`);
+      }
+    }
+    assert.equal(await revision(), before, 'nothing was written');
+    // The absolute form of a request target, and a path starting "//", are read as paths, never as another host.
+    for (const target of [`${c.api.url}/api/v1/nodes`, '//api/v1/nodes']) {
+      const r = await rawGet(target);
+      assert.ok(r.status === 200 || r.status === 404, `${target}: ${r.status}`);
+    }
+  });
+
+  /** A GET with the request target exactly as given (node:https would otherwise normalise it). */
+  function rawGet(target: string): Promise<{ status: number }> {
+    const url = new URL(c.api.url);
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest({ host: url.hostname, port: url.port, path: target, method: 'GET', ca: c.ca.cert, cert: c.admin.cert, key: c.admin.key, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
 
   it('garbage protobuf → 400, unknown media type → 415, unknown paths → 404, wrong methods → 405', async () => {
     const before = await revision();

@@ -43,8 +43,9 @@ export interface TestCluster {
 
 let seq = 0;
 
-export function runKubectl(kubeconfig: string, args: string[], o: { input?: string; timeoutMs?: number; cacheDir: string }): Promise<KubectlResult> {
-  const child = spawn(KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', o.cacheDir, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HOME: o.cacheDir } });
+/** Runs kubectl (`binary`, default /usr/bin/kubectl) with this kubeconfig and cache dir; killed by PID after timeoutMs. */
+export function runKubectl(kubeconfig: string, args: string[], o: { input?: string; timeoutMs?: number; cacheDir: string; binary?: string }): Promise<KubectlResult> {
+  const child = spawn(o.binary ?? KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', o.cacheDir, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HOME: o.cacheDir } });
   return collect(child, o.input, o.timeoutMs ?? 30_000);
 }
 

@@ -6,8 +6,10 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { parseMinVersion } from '../../src/tls/policy.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { makeOpensslCa, type OpensslCa } from '../helpers/openssl-certs.js';
+import { handshakeAt, negotiated, PROTOCOL_VERSION_ALERT, startFloorServer } from '../helpers/tls-floor.js';
 import { call, startTestCluster, type TestCluster } from './harness.js';
 
 /** openssl s_client, asynchronously: the server under test runs in this process's event loop. */
@@ -52,6 +54,7 @@ describe('TLS and client certificates', () => {
     await c?.stop();
   });
 
+  // In this process Node's own floor (TLS 1.2) refuses old versions too; the project's floor alone is tested below.
   it('TLS 1.0 and 1.1 are refused with a protocol version alert; 1.2 and 1.3 work', async () => {
     for (const v of ['-tls1', '-tls1_1']) {
       // SECLEVEL=0 lets this openssl offer the old version at all, so the refusal is the server's.
@@ -134,6 +137,65 @@ describe('TLS and client certificates', () => {
       assert.equal((await call(c, c.admin, 'GET', '/version')).status, 401);
     } finally {
       clock.advance(-8 * 24 * 3600 * 1000);
+    }
+  });
+});
+
+describe('API server TLS floor, with Node\'s own floor lowered to TLS 1.0 in the server\'s process', () => {
+  it('the default floor: TLS 1.0 and 1.1 get a protocol_version alert; 1.2 and 1.3 are served', async () => {
+    const s = await startFloorServer({ server: 'apiserver' });
+    try {
+      assert.equal(s.nodeDefaultMinVersion, 'TLSv1', 'Node\'s floor in the child was not lowered: this test would prove nothing');
+      for (const v of ['TLSv1', 'TLSv1.1'] as const) {
+        const r = await handshakeAt(s, v);
+        assert.equal(negotiated(r.output), undefined, `${v} was accepted:\n${r.output}`);
+        assert.match(r.output, PROTOCOL_VERSION_ALERT, `${v} was not refused for its version:\n${r.output}`);
+      }
+      for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
+        const r = await handshakeAt(s, v);
+        assert.equal(r.status, 0, r.output);
+        assert.equal(negotiated(r.output), v, r.output);
+        assert.match(r.output, /Verify return code: 0 \(ok\)/);
+      }
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('minVersion TLSv1.3: a TLS 1.2 client gets a protocol_version alert; 1.3 is served', async () => {
+    const s = await startFloorServer({ server: 'apiserver', minVersion: 'TLSv1.3' });
+    try {
+      const v12 = await handshakeAt(s, 'TLSv1.2');
+      assert.equal(negotiated(v12.output), undefined, `TLS 1.2 was accepted:\n${v12.output}`);
+      assert.match(v12.output, PROTOCOL_VERSION_ALERT, v12.output);
+      const v13 = await handshakeAt(s, 'TLSv1.3');
+      assert.equal(v13.status, 0, v13.output);
+      assert.equal(negotiated(v13.output), 'TLSv1.3', v13.output);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('parseMinVersion: the --tls-min-version value of serve, ca serve and store serve', () => {
+  it('accepts 1.2 and 1.3 however they are spelled, and defaults to 1.2', () => {
+    for (const v of [undefined, '', '1.2', 'TLSv1.2', 'tlsv1.2', 'TLS1.2', ' 1.2 ']) assert.equal(parseMinVersion(v), 'TLSv1.2', String(v));
+    for (const v of ['1.3', 'TLSv1.3', 'tls1.3', 'TLSV1.3']) assert.equal(parseMinVersion(v), 'TLSv1.3', v);
+  });
+
+  it('refuses every spelling of TLS 1.0 and 1.1 (and anything it does not know) with the reason and what to use', () => {
+    const refused = ['1.0', '1.1', 'TLSv1', 'TLSv1.0', 'TLSv1.1', 'tls1', 'tls1.1', '1', 'TLSv1_1', 'SSLv3', 'v1.2', '1.2.0', '12', '1.4', 'TLSv1.2,TLSv1.0', 'default'];
+    for (const v of refused) {
+      assert.throws(
+        () => parseMinVersion(v),
+        (e: Error & { reason?: string; hint?: string }) => {
+          assert.equal(e.reason, 'Invalid', v);
+          assert.equal(e.message, `TLS minimum version "${v}" is not allowed`);
+          assert.match(e.hint ?? '', /use 1\.2 or 1\.3/);
+          return true;
+        },
+        `"${v}" was accepted`,
+      );
     }
   });
 });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadKek } from '../../src/keystore/soft/kek.js';
 import { openKeyFile } from '../../src/keystore/soft/key-file.js';
@@ -46,8 +46,19 @@ test('no CA private key leaks into responses, logs, state, audit or any file out
     }
     keep(await fleet.listClusters());
     keep(await fleet.service());
-    for (const args of [['clusters', 'list', '-o', 'json'], ['clusters', 'describe', 'one', '-o', 'json'], ['ca', 'status', '-o', 'json'], ['clusters', 'describe', 'nope']]) {
-      const r = tp([...args, '--data-dir', dataDir]);
+    // The CLI commands that talk to the CA service itself (the `clusters` group needs a control plane host, absent here),
+    // each checked for what it should print, so that the scan below reads real output and not a start-up error.
+    const csrFile = join(tmp.path, 'cli.csr');
+    writeFileSync(csrFile, opensslCsr(tmp.path, 'cli', { subj: '/O=system:nodes/CN=system:node:cli' }));
+    const kubelet = ['--signer', 'kubernetes.io/kube-apiserver-client-kubelet', '--csr', csrFile];
+    const cli: Array<{ args: string[]; expect: (r: ReturnType<typeof tp>) => void }> = [
+      { args: ['ca', 'status', '-o', 'json'], expect: (r) => assert.equal((JSON.parse(r.stdout) as { clusters: number }).clusters, 3, r.stderr) },
+      { args: ['ca', 'sign', '--cluster', 'two', ...kubelet], expect: (r) => assert.match(r.stdout, /^-----BEGIN CERTIFICATE-----/, r.stderr) },
+      { args: ['ca', 'sign', '--cluster', 'nope', ...kubelet], expect: (r) => (assert.notEqual(r.status, 0), assert.match(r.stderr, /cluster "nope" not found/)) },
+    ];
+    for (const c of cli) {
+      const r = tp([...c.args, '--data-dir', dataDir]);
+      c.expect(r);
       responses.push(r.stdout, r.stderr);
     }
   } finally {
@@ -66,6 +77,24 @@ test('no CA private key leaks into responses, logs, state, audit or any file out
   const sealed = new Set(keyFiles.map((f) => join(p.keystore, 'keys', f)));
   const scanned = allFiles(dataDir).filter((f) => !sealed.has(f) && f !== join(p.keystore, 'kek'));
   assert.ok(scanned.some((f) => f === p.audit) && scanned.some((f) => f === p.state));
+
+  // What is scanned holds what it should, so a scan that finds nothing means something: the service's log, every
+  // decision in the audit log, every cluster in the state, and a non-empty answer to every call.
+  assert.match(ca.output(), /^trustplane CA service listening on https:\/\/127\.0\.0\.1:\d+ \(key store: soft/m);
+  assert.match(ca.output(), /^stopping the CA service$/m);
+  const audit = readFileSync(p.audit, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const entries = (op: string, decision: string, cluster: string) => audit.filter((e) => e.op === op && e.decision === decision && e.cluster === cluster);
+  for (const c of ['one', 'two', 'three']) {
+    assert.equal(entries('create-cluster', 'allow', c).length, 1, `create-cluster ${c} in the audit log`);
+    assert.equal(entries('activate-generation', 'allow', c).length, 1, `activate-generation ${c} in the audit log`);
+    assert.equal(entries('sign', 'allow', c).length, c === 'two' ? 3 : 2, `the certificates issued for ${c} in the audit log`);
+    assert.match(String(entries('sign', 'deny', c)[0]?.reason), /PEM block/, `the refused garbage CSR of ${c} in the audit log`);
+  }
+  assert.equal(entries('sign', 'deny', 'nope')[0]?.reason, 'unknown cluster');
+  const state = readFileSync(p.state, 'utf8');
+  for (const c of ['one', 'two', 'three']) assert.ok(state.includes(`"${c}"`), `cluster ${c} in the state file`);
+  // Empty: only the stderr of the two CLI commands that succeeded and the stdout of the refused one.
+  assert.equal(responses.filter((r) => r.length === 0).length, 3, 'every API response and log has content');
   for (const f of scanned) {
     const text = readFileSync(f).toString('latin1');
     for (const s of secrets) assert.ok(!text.includes(s), `a CA private key appears in ${f}`);

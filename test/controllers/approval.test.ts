@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { CertificateSigningRequest, CsrCondition, Node, UserInfo } from '../../src/apiserver/index.js';
-import { canonicalIp, decideApproval, type ApprovalFacts, type ApprovalVerdict, type NodeCredential } from '../../src/controllers/index.js';
+import { canonicalIp, decideApproval, type ApprovalFacts, type ApprovalVerdict, type NodeCredential, type ServingFacts } from '../../src/controllers/index.js';
 import type { SubjectAltNames } from '../../src/pki/index.js';
 import { ADMIN, APISERVER_CLIENT, bootstrapUser, CLIENT_USAGES, KUBELET_CLIENT, KUBELET_SERVING, nodeUser, SERVING_USAGES } from './helpers.js';
 
@@ -26,6 +26,9 @@ interface Case {
   credential?: NodeCredential | null;
   node?: Node | null;
   otherGrants?: string[];
+  /** The address the API server saw the request come from (spec.extra trustplane.io/source-address). */
+  source?: string;
+  serving?: ServingFacts;
 }
 
 function facts(c: Case): ApprovalFacts {
@@ -39,7 +42,7 @@ function facts(c: Case): ApprovalFacts {
         usages: c.usages ?? (signer === KUBELET_SERVING ? SERVING_USAGES : CLIENT_USAGES),
         username: c.user.name,
         groups: c.user.groups,
-        ...(c.user.extra ? { extra: c.user.extra } : {}),
+        ...(c.user.extra || c.source ? { extra: { ...c.user.extra, ...(c.source ? { 'trustplane.io/source-address': [c.source] } : {}) } } : {}),
       },
       status: c.conditions ? { conditions: c.conditions } : {},
     } as CertificateSigningRequest,
@@ -48,6 +51,7 @@ function facts(c: Case): ApprovalFacts {
     node: c.node ?? null,
     otherGrants: c.otherGrants ?? [],
     now: NOW,
+    ...(c.serving ? { serving: c.serving } : {}),
   };
 }
 
@@ -115,16 +119,26 @@ describe('approver policy: approvals', () => {
     const rec = credential({ earlier: [{ serial: '09', notAfter: inHours(2), generation: 1, issuedAt: inHours(-5), csr: 'older', revokedAt: inHours(-1) }] });
     expectApprove(decideApproval(facts({ user: nodeUser('n1'), credential: rec })), 'renewal', /n1/);
   });
-  test('serving: every DNS and IP SAN is an address on the Node object', () => {
-    const v = decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { dns: ['n1', 'n1.cluster.internal'], ip: ['10.0.0.5'] }, node: N1_ADDRESSES }));
-    expectApprove(v, 'serving', /^serving certificate of node n1 for its own addresses DNS n1, DNS n1\.cluster\.internal, IP 10\.0\.0\.5$/);
+  test('serving: its own name and the address the API server saw it connect from', () => {
+    const v = decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), source: '10.0.0.5', sans: { dns: ['n1'], ip: ['10.0.0.5'] }, node: N1_ADDRESSES }));
+    expectApprove(v, 'serving', /^serving certificate of node n1 for its own addresses DNS n1, IP 10\.0\.0\.5$/);
+  });
+  test('serving: the Node object is not needed (what it says is not looked at)', () => {
+    expectApprove(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), source: '10.0.0.5', sans: { ip: ['10.0.0.5'] }, node: null })), 'serving', /IP 10\.0\.0\.5/);
   });
   test('serving: IPv6 in another textual form and DNS names in another case still match', () => {
-    const v = decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { dns: ['N1.Cluster.Internal'], ip: ['fd00:0:0:0:0:0:0:5'] }, node: N1_ADDRESSES }));
+    const v = decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), source: 'fd00::5', sans: { dns: ['N1'], ip: ['fd00:0:0:0:0:0:0:5'] } }));
     expectApprove(v, 'serving', /n1/);
   });
+  test('serving: an address recorded with its credentials, and the ranges and DNS suffixes of its pool', () => {
+    const serving: ServingFacts = { pool: { name: 'workers', allowedCidrs: ['192.168.0.0/16', 'fd01::/64'], dnsSuffixes: ['cluster.internal'] }, otherNodes: [] };
+    const v = decideApproval(
+      facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), credential: credential({ address: '10.0.0.7' }), sans: { dns: ['n1.cluster.internal'], ip: ['10.0.0.7', '192.168.3.4', 'fd01::9'] }, serving }),
+    );
+    expectApprove(v, 'serving', /DNS n1\.cluster\.internal, IP 10\.0\.0\.7, IP 192\.168\.3\.4, IP fd01::9/);
+  });
   test('serving: key encipherment may be among the usages', () => {
-    const v = decideApproval(facts({ signer: KUBELET_SERVING, usages: ['digital signature', 'key encipherment', 'server auth'], user: nodeUser('n1'), sans: { ip: ['10.0.0.5'] }, node: N1_ADDRESSES }));
+    const v = decideApproval(facts({ signer: KUBELET_SERVING, usages: ['digital signature', 'key encipherment', 'server auth'], user: nodeUser('n1'), source: '10.0.0.5', sans: { ip: ['10.0.0.5'] } }));
     expectApprove(v, 'serving', /IP 10\.0\.0\.5/);
   });
 });
@@ -158,12 +172,12 @@ describe('approver policy: left pending for an administrator', () => {
   });
   test('subject that is not exactly CN=system:node:<name>, O=system:nodes', () => {
     const u = bootstrapUser('abcdef');
-    expectPending(decideApproval(facts({ user: u, subject: [{ type: 'CN', value: 'system:node:n1' }] })), /organization is not exactly "system:nodes"/);
+    expectPending(decideApproval(facts({ user: u, subject: [{ type: 'CN', value: 'system:node:n1' }] })), /organization must be exactly \["system:nodes"\]/);
     expectPending(decideApproval(facts({ user: u, subject: [{ type: 'O', value: 'system:masters' }, { type: 'CN', value: 'system:node:n1' }] })), /organization/);
-    expectPending(decideApproval(facts({ user: u, subject: [...nodeSubject('n1'), { type: 'OU', value: 'x' }] })), /only CN and O \(it has OU\)/);
-    expectPending(decideApproval(facts({ user: u, subject: [{ type: 'O', value: 'system:nodes' }, { type: 'CN', value: 'admin' }] })), /common name is not "system:node:<node name>"/);
-    expectPending(decideApproval(facts({ user: u, subject: nodeSubject('Bad_Name') })), /"Bad_Name" is not a valid node name/);
-    expectPending(decideApproval(facts({ user: u, subject: [...nodeSubject('n1'), { type: 'CN', value: 'system:node:n2' }] })), /common name/);
+    expectPending(decideApproval(facts({ user: u, subject: [...nodeSubject('n1'), { type: 'OU', value: 'x' }] })), /only CN and O \(this one also holds OU\)/);
+    expectPending(decideApproval(facts({ user: u, subject: [{ type: 'O', value: 'system:nodes' }, { type: 'CN', value: 'admin' }] })), /common name "admin" is not "system:node:<node name>"/);
+    expectPending(decideApproval(facts({ user: u, subject: nodeSubject('Bad_Name') })), /node name "Bad_Name" is not a DNS-1123 subdomain/);
+    expectPending(decideApproval(facts({ user: u, subject: [...nodeSubject('n1'), { type: 'CN', value: 'system:node:n2' }] })), /exactly one common name/);
   });
   test('a request that cannot be read', () => {
     expectPending(decideApproval(facts({ user: bootstrapUser('abcdef'), requestError: 'bad signature' })), /cannot be read \(bad signature\)/);
@@ -187,22 +201,36 @@ describe('approver policy: left pending for an administrator', () => {
   test('serving request by one node for another', () => {
     expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n2'), sans: { ip: ['10.0.0.5'] }, node: N1_ADDRESSES })), /node "n2" asked for a serving certificate for node "n1"/);
   });
-  test('serving request with an address that is not on the Node', () => {
-    const v = decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { dns: ['n1', 'evil.example'], ip: ['10.0.0.5', '10.0.0.99'] }, node: N1_ADDRESSES }));
-    expectPending(v, /DNS evil\.example, IP 10\.0\.0\.99 are not among the addresses of Node "n1"/);
+  test('serving request for addresses the node wrote on its own Node object: the node\'s word approves nothing', () => {
+    // The attack: the node patched status.addresses with the names it wants, then asked for them.
+    const patched = nodeObject([{ type: 'InternalIP', address: '10.0.0.5' }, { type: 'Hostname', address: 'evil.example' }, { type: 'InternalIP', address: '10.0.0.99' }]);
+    const v = decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), source: '10.0.0.5', sans: { dns: ['n1', 'evil.example'], ip: ['10.0.0.5', '10.0.0.99'] }, node: patched }));
+    expectPending(v, /DNS evil\.example, IP 10\.0\.0\.99 are not known to the control plane as node "n1"'s: .*its name n1, the address it was seen connecting from \(10\.0\.0\.5\)/);
   });
-  test('serving request whose IP SAN is recorded only as a name, or DNS SAN only as an IP, does not match', () => {
-    const node = nodeObject([{ type: 'Hostname', address: '10.0.0.7' }, { type: 'InternalIP', address: '10.0.0.8' }]);
+  test('serving request for the API server\'s names, the service network or another node\'s name: never approved', () => {
+    const patched = nodeObject([{ type: 'Hostname', address: 'kubernetes.default.svc' }, { type: 'Hostname', address: 'kubernetes' }, { type: 'InternalIP', address: '10.96.0.1' }, { type: 'Hostname', address: 'n2' }]);
+    const ask = (sans: Partial<SubjectAltNames>, serving?: ServingFacts) =>
+      decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), source: '10.0.0.5', sans, node: patched, ...(serving ? { serving } : {}) }));
+    expectPending(ask({ dns: ['kubernetes.default.svc'] }), /DNS kubernetes\.default\.svc is a name of the cluster's API server.*never approved/);
+    expectPending(ask({ dns: ['kubernetes'] }), /DNS kubernetes is a name of the cluster's API server/);
+    expectPending(ask({ dns: ['kubernetes.default.svc.cluster.local'] }), /is a name of the cluster's API server/);
+    expectPending(ask({ ip: ['10.96.0.1'] }), /IP 10\.96\.0\.1 is in the service network \(10\.96\.0\.0\/12\)/);
+    // Even with a pool suffix that would cover it, another node's name stays out.
+    expectPending(ask({ dns: ['n1.example'] }, { pool: { name: 'p', dnsSuffixes: ['example'] }, otherNodes: ['n1.example'] }), /DNS n1\.example is the name of another node/);
+    expectPending(ask({ dns: ['n2'] }), /DNS n2 is not known to the control plane/);
+    // The API server's own addresses, even when the node connects from that host.
+    const reservations = { dns: ['api.example.com'], ip: ['10.0.0.5'] };
+    expectPending(ask({ ip: ['10.0.0.5'] }, { pool: null, otherNodes: [], reservations }), /IP 10\.0\.0\.5 is an address of the cluster's API server/);
+  });
+  test('serving request with no address seen for the node, or a DNS SAN that is an IP in disguise', () => {
+    expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { ip: ['10.0.0.5'] } })), /seen connecting from \(none recorded\)/);
     // "10.0.0.8" as a DNS name is not the IP address 10.0.0.8.
-    expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { dns: ['10.0.0.8'] }, node })), /DNS 10\.0\.0\.8 is not among/);
+    expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), source: '10.0.0.8', sans: { dns: ['10.0.0.8'] } })), /DNS 10\.0\.0\.8 is not known/);
   });
   test('serving request with e-mail or URI SANs, or none at all', () => {
     expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { ip: ['10.0.0.5'], email: ['a@b.c'] }, node: N1_ADDRESSES })), /only DNS names and IP/);
     expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { uri: ['spiffe://x/y'] }, node: N1_ADDRESSES })), /only DNS names and IP/);
     expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), node: N1_ADDRESSES })), /at least one DNS name or IP/);
-  });
-  test('serving request for a node that has not registered its Node object', () => {
-    expectPending(decideApproval(facts({ signer: KUBELET_SERVING, user: nodeUser('n1'), sans: { ip: ['10.0.0.5'] }, node: null })), /Node "n1" is not registered/);
   });
   test('serving request with client usages', () => {
     expectPending(decideApproval(facts({ signer: KUBELET_SERVING, usages: CLIENT_USAGES, user: nodeUser('n1'), sans: { ip: ['10.0.0.5'] }, node: N1_ADDRESSES })), /not those of a kubelet serving/);
@@ -231,7 +259,7 @@ describe('approver policy: not its business', () => {
     for (const signer of [KUBELET_CLIENT, KUBELET_SERVING, APISERVER_CLIENT])
       for (const user of users)
         for (const cred of [null, credential()]) {
-          const v = decideApproval(facts({ signer, user, credential: cred, sans: signer === KUBELET_SERVING ? { ip: ['10.0.0.5'] } : {}, node: N1_ADDRESSES }));
+          const v = decideApproval(facts({ signer, user, credential: cred, source: '10.0.0.5', sans: signer === KUBELET_SERVING ? { ip: ['10.0.0.5'] } : {}, node: N1_ADDRESSES }));
           seen.add(v.verdict);
         }
     assert.deepEqual([...seen].sort(), ['approve', 'ignore', 'pending']);

@@ -13,9 +13,12 @@ import {
   retentionVerdict,
   signInputOf,
   signingAction,
+  SIGNING_NOTE_ANNOTATION,
+  unservedSignerNote,
   type NodeCredential,
   type NodeCredentialEntry,
 } from '../../src/controllers/index.js';
+import { joinFactsOf } from '../../src/controllers/signer/signer.js';
 import { TrustplaneError } from '../../src/util/errors.js';
 import { buildCertificate, generateKeyPair, pemEncode } from '../../src/pki/index.js';
 import { APISERVER_CLIENT, KUBELET_CLIENT, KUBELET_SERVING } from './helpers.js';
@@ -59,11 +62,28 @@ describe('signer decisions', () => {
   test('only approved, undecided-otherwise CSRs for the CA signers are signed', () => {
     const approved = [{ type: 'Approved' }];
     for (const signer of [KUBELET_CLIENT, KUBELET_SERVING, APISERVER_CLIENT]) assert.deepEqual(signingAction(csr({ signer, conditions: approved })), { action: 'sign' });
-    assert.equal(signingAction(csr({ signer: 'example.com/other', conditions: approved })).action, 'skip');
-    assert.equal(signingAction(csr({ signer: 'trustplane.io/etcd-server', conditions: approved })).action, 'skip');
+    assert.equal(signingAction(csr({ signer: 'example.com/other' })).action, 'skip');
+    assert.equal(signingAction(csr({ signer: 'example.com/other', conditions: [{ type: 'Approved' }, { type: 'Denied' }] })).action, 'skip');
     assert.equal(signingAction(csr({})).action, 'skip');
     assert.equal(signingAction(csr({ conditions: [{ type: 'Denied' }] })).action, 'skip');
     assert.equal(signingAction(csr({ conditions: [{ type: 'Approved' }, { type: 'Failed' }] })).action, 'skip');
+  });
+  test('an approved CSR for a signer nobody here serves gets a note saying so, once; issued or failed ones do not', () => {
+    const approved = [{ type: 'Approved' }];
+    for (const signer of ['example.com/other', 'trustplane.io/etcd-server']) {
+      const a = signingAction(csr({ signer, conditions: approved }));
+      assert.equal(a.action, 'note', signer);
+      if (a.action !== 'note') continue;
+      assert.equal(a.message, unservedSignerNote(signer));
+      assert.match(a.message, new RegExp(`^no signer in this cluster serves signer "${signer.replace(/[./]/g, '\\$&')}" \\(it serves ${KUBELET_CLIENT.replace(/[./]/g, '\\$&')}`));
+      // Once the note is on the CSR, nothing more is to be done.
+      const noted = csr({ signer, conditions: approved });
+      noted.metadata.annotations = { [SIGNING_NOTE_ANNOTATION]: a.message };
+      assert.equal(signingAction(noted).action, 'skip');
+    }
+    assert.equal(signingAction(csr({ signer: 'example.com/other', conditions: [{ type: 'Approved' }, { type: 'Failed' }] })).action, 'skip');
+    assert.equal(signingAction(csr({ signer: 'example.com/other', conditions: approved, certificate: 'QUJD' })).action, 'skip');
+    assert.match(unservedSignerNote(''), /^no signer in this cluster serves an empty signer name \(/);
   });
   test('an issued kubelet client CSR is to be recorded; other issued CSRs are done', () => {
     const issued = { conditions: [{ type: 'Approved' }], certificate: 'QUJD' };
@@ -77,6 +97,8 @@ describe('signer decisions', () => {
     assert.equal(input.expirationSeconds, 3600);
     assert.equal(input.onBehalfOf, 'system:bootstrap:abcdef');
     assert.equal('expirationSeconds' in signInputOf(csr({})), false);
+    // The usages asked for go to the CA, which issues exactly those or refuses naming the one it will not.
+    assert.deepEqual(input.usages, ['digital signature', 'client auth']);
   });
   test('the chain written is the leaf then the intermediates, each PEM block on its own lines', () => {
     assert.equal(chainPem({ certificate: 'LEAF', chain: ['CROSS\n'] }), 'LEAF\nCROSS\n');
@@ -142,6 +164,20 @@ describe('node credential records', () => {
     generation: 1,
     csr: `csr-${serial}`,
     ...o,
+  });
+  test('the pool of the join is carried on to the entries of renewals, and its address stays with its own entry', () => {
+    let rec = mergeCredential(null, 'n1', entry('01', 0, 10 * H, { pool: 'edge', address: '10.0.0.5' }), at(0));
+    rec = mergeCredential(rec, 'n1', entry('02', 7 * H, 17 * H, { address: '10.0.0.6' }), at(7 * H));
+    // The join's entry has expired by the third; the pool still goes on.
+    rec = mergeCredential(rec, 'n1', entry('03', 14 * H, 24 * H), at(14 * H));
+    assert.deepEqual(credentialEntries(rec).map((e) => [e.serial, e.pool, e.address]), [['03', 'edge', undefined], ['02', 'edge', '10.0.0.6']]);
+  });
+  test('what the control plane saw of a kubelet CSR: the pool of its bootstrap token and the address it came from', () => {
+    const c = csr({ username: 'system:bootstrap:abcdef' });
+    c.spec.groups = ['system:bootstrappers', 'system:bootstrappers:edge', 'system:authenticated'];
+    c.spec.extra = { 'trustplane.io/source-address': ['10.0.0.5'] };
+    assert.deepEqual(joinFactsOf(c), { pool: 'edge', address: '10.0.0.5' });
+    assert.deepEqual(joinFactsOf(csr({ username: 'system:node:n1' })), {});
   });
   test('the newest certificate is on top, older unexpired ones in earlier; expired ones go', () => {
     let rec = mergeCredential(null, 'n1', entry('01', 0, 10 * H), at(0));

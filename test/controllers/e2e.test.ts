@@ -6,12 +6,15 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createBootstrapToken, startApiServer, type CertificateSigningRequest, type RunningApiServer } from '../../src/apiserver/index.js';
 import { localCredential, type LocalCredential } from '../../src/ca/credential.js';
-import { APPROVAL_NOTE_ANNOTATION, credentialEntries, getNodeCredential, startControllers, type RunningControllers } from '../../src/controllers/index.js';
-import { parseCertificates, verifyChain } from '../../src/pki/index.js';
+import { APPROVAL_NOTE_ANNOTATION, SIGNING_NOTE_ANNOTATION, credentialEntries, getNodeCredential, startControllers, type RunningControllers } from '../../src/controllers/index.js';
+import { createNodePool } from '../../src/fleet/node-pools.js';
+import { encodeExtKeyUsage } from '../../src/pki/extensions.js';
+import { OID, buildCsr, generateKeyPair, parseCertificates, pemEncode, verifyChain } from '../../src/pki/index.js';
+import { systemClock } from '../../src/util/clock.js';
 import { waitFor } from '../../src/util/wait.js';
 import type { OpensslCa } from '../helpers/openssl-certs.js';
 import { call, runKubectl, startTestCluster, type Credentials, type TestCluster } from '../apiserver/harness.js';
-import { csrManifest, KUBELET_SERVING, nodeCsr, startSigningCa, type SigningCa } from './helpers.js';
+import { APISERVER_CLIENT, csrManifest, KUBELET_SERVING, nodeCsr, startSigningCa, type SigningCa } from './helpers.js';
 
 const CSRS = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 
@@ -164,24 +167,125 @@ describe('CSR controllers end to end', () => {
     assert.equal(condition(await issued('boot-n3'), 'Approved')!.message, `bootstrap of node n3 by token ${bound.id} (single-use, bound to this node)`);
   });
 
-  test('a serving CSR with an address that is not on the Node stays pending; one with only its addresses is issued', async () => {
-    const bad = await nodeCsr('n1', { sans: { dns: ['n1.internal'], ip: ['10.0.0.5', '10.0.0.66'] } });
+  /** An administrator's approval, as `kubectl certificate approve` sends it. */
+  const approveAsAdmin = async (name: string) => {
+    const x = await get(name);
+    const conditions = [...(x.status?.conditions ?? []), { type: 'Approved', status: 'True', reason: 'KubectlApprove', message: 'approved by an administrator' }];
+    const r = await asAdmin('PUT', `${CSRS}/${name}/approval`, { ...x, status: { ...x.status, conditions } });
+    assert.equal(r.status, 200, r.text);
+  };
+  const failed = (name: string) =>
+    waitFor(`${name} to fail`, async () => {
+      const x = await get(name);
+      return condition(x, 'Failed') ? x : undefined;
+    });
+
+  test('a serving CSR for addresses the control plane has not seen the node at stays pending; its name and the address it connects from are issued', async () => {
+    const bad = await nodeCsr('n1', { sans: { dns: ['n1.internal'], ip: ['127.0.0.1', '10.0.0.66'] } });
     const r1 = await call(target(), n1, 'POST', CSRS, { body: csrManifest('serving-bad', bad.pem, { signerName: KUBELET_SERVING }) });
     assert.equal(r1.status, 201, r1.text);
+    // The API server recorded where the request came from; the client could not have set it.
+    assert.deepEqual(r1.json.spec.extra['trustplane.io/source-address'], ['127.0.0.1']);
     const pending = await noted('serving-bad');
-    assert.match(pending.metadata.annotations![APPROVAL_NOTE_ANNOTATION], /IP 10\.0\.0\.66 is not among the addresses of Node "n1"/);
+    assert.match(pending.metadata.annotations![APPROVAL_NOTE_ANNOTATION], /DNS n1\.internal, IP 10\.0\.0\.66 are not known to the control plane as node "n1"'s/);
     assert.equal(condition(pending, 'Approved'), undefined);
 
-    const good = await nodeCsr('n1', { sans: { dns: ['n1.internal'], ip: ['10.0.0.5'] } });
+    const good = await nodeCsr('n1', { sans: { dns: ['n1'], ip: ['127.0.0.1'] } });
     const r2 = await call(target(), n1, 'POST', CSRS, { body: csrManifest('serving-good', good.pem, { signerName: KUBELET_SERVING }) });
     assert.equal(r2.status, 201, r2.text);
     const done = await issued('serving-good');
     const [leaf, ...rest] = chainOf(done);
     verifyChain(leaf, rest, parseCertificates(bundle), { at: new Date(), purpose: 'serverAuth' });
-    assert.deepEqual(leaf.sans.ip, ['10.0.0.5']);
+    assert.deepEqual(leaf.sans.ip, ['127.0.0.1']);
     // Still pending: nothing about it changed, and nothing approves it behind the administrator's back.
     const still = await get('serving-bad');
     assert.equal(condition(still, 'Approved'), undefined);
     assert.equal(still.status?.certificate, undefined);
+  });
+
+  test("a serving CSR within the node pool's DNS suffixes and address ranges is issued", async () => {
+    // n1 joined with a token of pool "default" (recorded with its credential); the pool now allows more.
+    await createNodePool(c.store, 'e2e', 'default', systemClock, true, { allowedCidrs: ['10.0.0.0/24'], dnsSuffixes: ['internal'] });
+    const csr = await nodeCsr('n1', { sans: { dns: ['n1.internal'], ip: ['10.0.0.5'] } });
+    assert.equal((await call(target(), n1, 'POST', CSRS, { body: csrManifest('serving-pool', csr.pem, { signerName: KUBELET_SERVING }) })).status, 201);
+    const done = await issued('serving-pool');
+    assert.match(condition(done, 'Approved')!.message!, /serving certificate of node n1 for its own addresses DNS n1\.internal, IP 10\.0\.0\.5/);
+  });
+
+  test("the attack: a node writes the API server's names, a service IP and another node's name on its Node, asks for them: not approved; approved by an administrator, the CA refuses and the CSR fails", async () => {
+    const patch = {
+      status: {
+        addresses: [
+          { type: 'InternalIP', address: '127.0.0.1' },
+          { type: 'Hostname', address: 'kubernetes.default.svc' },
+          { type: 'Hostname', address: 'kubernetes' },
+          { type: 'Hostname', address: 'n3' },
+          { type: 'InternalIP', address: '10.96.0.1' },
+        ],
+      },
+    };
+    const patched = await call(target(), n1, 'PATCH', '/api/v1/nodes/n1/status', { body: patch, contentType: 'application/merge-patch+json' });
+    assert.equal(patched.status, 200, patched.text);
+
+    const asked = await nodeCsr('n1', { sans: { dns: ['kubernetes.default.svc', 'kubernetes'], ip: ['10.96.0.1'] } });
+    assert.equal((await call(target(), n1, 'POST', CSRS, { body: csrManifest('serving-as-apiserver', asked.pem, { signerName: KUBELET_SERVING }) })).status, 201);
+    const note = (await noted('serving-as-apiserver')).metadata.annotations![APPROVAL_NOTE_ANNOTATION];
+    assert.match(note, /DNS kubernetes\.default\.svc is a name of the cluster's API server; DNS kubernetes is a name of the cluster's API server; IP 10\.96\.0\.1 is in the service network/);
+    assert.match(note, /never approved for a node/);
+    assert.equal(condition(await get('serving-as-apiserver'), 'Approved'), undefined);
+
+    // An administrator approves it anyway: the CA's kubelet-serving profile refuses, and the CSR ends Failed with the reason.
+    await approveAsAdmin('serving-as-apiserver');
+    const f = await failed('serving-as-apiserver');
+    assert.equal(condition(f, 'Failed')!.reason, 'SignerValidationFailure');
+    assert.match(condition(f, 'Failed')!.message!, /DNS kubernetes\.default\.svc is a name of the cluster's API server; a node's serving certificate may not carry it/);
+    assert.equal(f.status?.certificate, undefined);
+
+    // Another node's name (n3 holds a credential): pending, and refused by the CA after an administrator's approval.
+    const other = await nodeCsr('n1', { sans: { dns: ['n3'] } });
+    assert.equal((await call(target(), n1, 'POST', CSRS, { body: csrManifest('serving-as-n3', other.pem, { signerName: KUBELET_SERVING }) })).status, 201);
+    assert.match((await noted('serving-as-n3')).metadata.annotations![APPROVAL_NOTE_ANNOTATION], /DNS n3 is the name of another node/);
+    await approveAsAdmin('serving-as-n3');
+    assert.match(condition(await failed('serving-as-n3'), 'Failed')!.message!, /DNS n3 is not node n1's name nor a name below it/);
+  });
+
+  test('usages are enforced: a client signer asked for server auth, or a CSR whose own extensions ask for more, ends Failed with the usage named', async () => {
+    const alice = [{ type: 'CN', value: 'alice' }];
+    const serverAuth = await nodeCsr('x', { subject: alice });
+    assert.equal((await asAdmin('POST', CSRS, csrManifest('alice-server-auth', serverAuth.pem, { signerName: APISERVER_CLIENT, usages: ['server auth'] }))).status, 201);
+    await approveAsAdmin('alice-server-auth');
+    const f1 = await failed('alice-server-auth');
+    assert.equal(condition(f1, 'Failed')!.reason, 'SignerValidationFailure');
+    assert.match(condition(f1, 'Failed')!.message!, /usage "server auth" not allowed for signer kubernetes\.io\/kube-apiserver-client/);
+    assert.equal(f1.status?.certificate, undefined);
+
+    // Asked exactly [client auth]: issued with exactly that extended usage, not more.
+    const plain = await nodeCsr('x', { subject: alice });
+    assert.equal((await asAdmin('POST', CSRS, csrManifest('alice-client', plain.pem, { signerName: APISERVER_CLIENT, usages: ['client auth'] }))).status, 201);
+    await approveAsAdmin('alice-client');
+    const [leaf] = chainOf(await issued('alice-client'));
+    assert.deepEqual(leaf.extKeyUsage, ['clientAuth']);
+
+    // The PKCS#10 itself asks for serverAuth and keyCertSign: refused by name, never trimmed.
+    const kp = await generateKeyPair({ kind: 'ec', curve: 'P-256' });
+    const extensions = [
+      { oid: OID.extKeyUsage, critical: false, value: encodeExtKeyUsage(['clientAuth', 'serverAuth']) },
+    ];
+    const asking = pemEncode('CERTIFICATE REQUEST', await buildCsr({ subject: alice, extensions, signer: kp.signer }));
+    assert.equal((await asAdmin('POST', CSRS, csrManifest('alice-asks-server', asking, { signerName: APISERVER_CLIENT, usages: ['digital signature', 'client auth'] }))).status, 201);
+    await approveAsAdmin('alice-asks-server');
+    assert.match(condition(await failed('alice-asks-server'), 'Failed')!.message!, /CSR requests extended key usage serverAuth/);
+  });
+
+  test('an approved CSR for a signer nobody here serves says so on the CSR', async () => {
+    const { pem } = await nodeCsr('x', { subject: [{ type: 'CN', value: 'bob' }] });
+    assert.equal((await asAdmin('POST', CSRS, csrManifest('custom-signer', pem, { signerName: 'example.com/custom', usages: ['client auth'] }))).status, 201);
+    await approveAsAdmin('custom-signer');
+    const x = await waitFor('the signing note', async () => {
+      const y = await get('custom-signer');
+      return y.metadata.annotations?.[SIGNING_NOTE_ANNOTATION] ? y : undefined;
+    });
+    assert.match(x.metadata.annotations![SIGNING_NOTE_ANNOTATION], /^no signer in this cluster serves signer "example\.com\/custom"/);
+    assert.equal(condition(x, 'Failed'), undefined);
   });
 });

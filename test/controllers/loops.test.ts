@@ -18,6 +18,7 @@ import {
   putNodeCredential,
   type ApprovalVerdict,
 } from '../../src/controllers/index.js';
+import { createNodePool, updateNodePool } from '../../src/fleet/node-pools.js';
 import { buildCertificate, generateKeyPair, pemEncode } from '../../src/pki/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { createLogger, silentLogger } from '../../src/util/log.js';
@@ -48,7 +49,9 @@ describe('approver loop', () => {
     await c?.stop();
   });
 
+  // Each test starts the approver if no earlier one did, so that each passes alone (--test-name-pattern).
   const start = () => {
+    if (approver) return approver;
     approver = new CsrApprover({ csrs, nodes, store: c.store, clock, log, resyncMs: 600_000, retryBaseMs: 20, retryMaxMs: 200, onVerdict: (n, v) => verdicts.set(n, [...(verdicts.get(n) ?? []), v]) });
     approver.start();
     return approver;
@@ -76,14 +79,21 @@ describe('approver loop', () => {
   });
 
   test('a pending request is approved once what held it back goes away (the approved twin is deleted before issuance)', async () => {
-    // No certificate was issued and no credential recorded; with the approved twin gone, nothing holds node "twin".
-    const winner = isApproved(await csrs.get('twin-a')) ? 'twin-a' : 'twin-b';
-    const loser = winner === 'twin-a' ? 'twin-b' : 'twin-a';
+    // Two requests for node "pair" of its own: one approved, the other held back by it.
+    for (const name of ['pair-a', 'pair-b']) await csrs.create(csrManifest(name, (await nodeCsr('pair')).pem), bootstrapUser('abcdef'));
+    start();
+    const [a, b] = [await verdictOf('pair-a'), await verdictOf('pair-b')];
+    assert.deepEqual([a.verdict, b.verdict].sort(), ['approve', 'pending']);
+    const winner = a.verdict === 'approve' ? 'pair-a' : 'pair-b';
+    const loser = winner === 'pair-a' ? 'pair-b' : 'pair-a';
+    assert.equal(isApproved(await csrs.get(loser)), false);
+    // No certificate was issued and no credential recorded; with the approved twin gone, nothing holds node "pair".
     await csrs.delete(winner);
     await approvedEventually(loser);
   });
 
   test('a bootstrap request for a node whose recorded credential is live stays pending until that credential expires', async () => {
+    start();
     const now = clock.now();
     await putNodeCredential(c.store, { node: 'held', serial: '01', notAfter: new Date(now.getTime() + H).toISOString(), generation: 1, issuedAt: now.toISOString(), csr: 'earlier' });
     await csrs.create(csrManifest('held-1', (await nodeCsr('held')).pem), bootstrapUser('abcdef'));
@@ -95,12 +105,19 @@ describe('approver loop', () => {
     await approvedEventually('held-1');
   });
 
-  test('a serving request waits for the Node to report its address, then is approved on the Node update', async () => {
-    await nodes.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'srv' }, status: { addresses: [{ type: 'InternalIP', address: '10.1.0.1' }] } });
+  test('a serving request is not approved by what the Node reports, only once its pool allows the address', async () => {
+    start();
+    // The node joined through pool "srv-pool" and was seen at 10.1.0.1 (its credential record says so).
+    const now = clock.now();
+    await putNodeCredential(c.store, { node: 'srv', serial: '02', notAfter: new Date(now.getTime() + 24 * H).toISOString(), generation: 1, issuedAt: now.toISOString(), csr: 'join', pool: 'srv-pool', address: '10.1.0.1' });
+    await createNodePool(c.store, 'c', 'srv-pool', clock);
+    await nodes.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'srv' }, status: { addresses: [{ type: 'InternalIP', address: '10.1.0.1' }, { type: 'ExternalIP', address: '10.1.0.2' }] } });
     await csrs.create(csrManifest('srv-1', (await nodeCsr('srv', { sans: { ip: ['10.1.0.1', '10.1.0.2'] } })).pem, { signerName: KUBELET_SERVING }), nodeUser('srv'));
-    assert.equal(isApproved(await noted('srv-1', /IP 10\.1\.0\.2 is not among the addresses of Node "srv"/)), false);
-    const n = await nodes.get('srv');
-    await nodes.updateStatus({ ...n, status: { addresses: [...n.status!.addresses!, { type: 'ExternalIP', address: '10.1.0.2' }] } });
+    const held = await noted('srv-1', /IP 10\.1\.0\.2 is not known to the control plane as node "srv"'s: .*seen connecting from \(10\.1\.0\.1\).*\(node pool srv-pool\)/);
+    assert.equal(isApproved(held), false);
+    // The administrator lets the pool's nodes use 10.1.0.0/24; the next resync approves.
+    await updateNodePool(c.store, 'c', 'srv-pool', { allowedCidrs: ['10.1.0.0/24'] });
+    approver!.resync();
     await approvedEventually('srv-1');
     const cond = (await csrs.get('srv-1')).status!.conditions!.find((x) => x.type === 'Approved')!;
     assert.equal(cond.reason, 'AutoApproved');
@@ -108,6 +125,7 @@ describe('approver loop', () => {
   });
 
   test('requests for other signers get no verdict and no note', async () => {
+    start();
     await csrs.create(csrManifest('user-1', (await nodeCsr('u', { subject: [{ type: 'CN', value: 'alice' }] })).pem, { signerName: 'kubernetes.io/kube-apiserver-client' }), ADMIN);
     // A later kubelet request as a barrier: once it has a verdict, user-1's event has been handled (one at a time, in order).
     await csrs.create(csrManifest('barrier-1', (await nodeCsr('barrier')).pem), nodeUser('barrier'));
@@ -136,6 +154,12 @@ describe('CSR cleaner and bootstrap token cleaner loops', () => {
   const clock = new ManualClock(Date.parse('2030-06-01T00:00:00Z'));
   let cleaner: CsrCleaner;
   let tokenCleaner: BootstrapTokenCleaner;
+  // Started by the first test that needs the loop running, whichever runs (each passes alone).
+  let cleanerRunning = false;
+  const runCleaner = () => {
+    if (!cleanerRunning) cleaner.start();
+    cleanerRunning = true;
+  };
 
   before(async () => {
     c = await startTestCluster({ clock });
@@ -168,7 +192,7 @@ describe('CSR cleaner and bootstrap token cleaner loops', () => {
 
     clock.advance(H);
     assert.deepEqual(await cleaner.pass(), [], 'nothing is older than 1 hour yet');
-    cleaner.start();
+    runCleaner();
     clock.advance(1000);
     for (const n of ['denied', 'failed', 'issued']) await gone(n);
     assert.deepEqual(await names(), ['pending', 'stuck']);
@@ -185,6 +209,7 @@ describe('CSR cleaner and bootstrap token cleaner loops', () => {
     await csrs.decide('short', 'Approved', 'Test', 'yes');
     await csrs.setCertificate('short', await certificatePem(new Date(clock.now().getTime() - 10 * 60_000), 20 * 60_000));
     assert.deepEqual(await cleaner.pass(), []);
+    runCleaner();
     clock.advance(10 * 60_000 + 1000);
     await gone('short');
   });

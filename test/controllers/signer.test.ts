@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CsrRegistry, isFailed, isIssued, type CertificateSigningRequest } from '../../src/apiserver/index.js';
 import type { IssuedCertificate, SignInput } from '../../src/ca/api.js';
-import { CsrSigner, getNodeCredential, NODE_CREDENTIAL_PREFIX, type CsrSigningBackend } from '../../src/controllers/index.js';
+import { CsrSigner, getNodeCredential, NODE_CREDENTIAL_PREFIX, SIGNING_NOTE_ANNOTATION, type CsrSigningBackend } from '../../src/controllers/index.js';
 import { parseCertificates, verifyChain } from '../../src/pki/index.js';
 import { systemClock } from '../../src/util/clock.js';
 import { TrustplaneError } from '../../src/util/errors.js';
@@ -141,19 +141,27 @@ describe('CSR signer', () => {
     }
   });
 
-  test('CSRs for other signers are left untouched', async () => {
+  test('CSRs for other signers are not signed; an approved one gets a note saying nobody here serves its signer', async () => {
     const signer = startSigner(c, ca.backend);
     try {
       const other = await nodeCsr('n4');
       const before = await approved('other-1', other.pem, ADMIN, { signerName: 'example.com/custom' });
+      await csrs.create(csrManifest('other-pending', (await nodeCsr('n4')).pem, { signerName: 'example.com/custom' }), ADMIN);
+      const pendingBefore = await csrs.get('other-pending');
       // A CSR handled after it: once it is issued, the signer has seen every earlier event.
       const barrier = await nodeCsr('n4');
       await approved('barrier-1', barrier.pem);
       await issued('barrier-1');
-      const after = await csrs.get('other-1');
-      assert.equal(after.metadata.resourceVersion, before.metadata.resourceVersion);
+      const after = await waitFor('the signing note on other-1', async () => {
+        const x = await csrs.get('other-1');
+        return x.metadata.annotations?.[SIGNING_NOTE_ANNOTATION] ? x : undefined;
+      });
+      assert.match(after.metadata.annotations![SIGNING_NOTE_ANNOTATION], /^no signer in this cluster serves signer "example\.com\/custom"/);
+      assert.deepEqual(after.status, before.status);
       assert.equal(after.status?.certificate, undefined);
       assert.equal(isFailed(after), false);
+      // Not approved: nobody has asked for a certificate yet, so nothing is said.
+      assert.equal((await csrs.get('other-pending')).metadata.resourceVersion, pendingBefore.metadata.resourceVersion);
     } finally {
       await signer.stop();
     }

@@ -110,6 +110,16 @@ describe('fleet commands: clusters, get-credentials, node-pools (real processes,
   test('node-pools create / list / bootstrap-token / delete; a token joins a node through the approver and signer', async () => {
     assert.equal(tpj(['node-pools', 'create', 'gpu', '--cluster', 'alpha']).name, 'gpu');
     assert.deepEqual(tpj(['node-pools', 'list', '--cluster', 'alpha']).map((p: { name: string }) => p.name), ['default-pool', 'gpu']);
+    // What a pool's nodes' serving certificates may name: none by default, set at creation or later.
+    assert.equal(tpj(['node-pools', 'list', '--cluster', 'alpha']).find((p: { name: string }) => p.name === 'gpu').allowedCidrs, undefined);
+    const edge = tpj(['node-pools', 'create', 'edge', '--cluster', 'alpha', '--allowed-cidr', '10.8.0.0/16', '--dns-suffix', '.Nodes.Example.com']);
+    assert.deepEqual([edge.allowedCidrs, edge.dnsSuffixes], [['10.8.0.0/16'], ['nodes.example.com']]);
+    const updated = tpj(['node-pools', 'update', 'edge', '--cluster', 'alpha', '--allowed-cidr', '10.8.0.0/16,fd00:8::/64', '--clear-dns-suffixes']);
+    assert.deepEqual([updated.allowedCidrs, updated.dnsSuffixes], [['10.8.0.0/16', 'fd00:8::/64'], undefined]);
+    const badCidr = tp(['node-pools', 'update', 'edge', '--cluster', 'alpha', '--allowed-cidr', '10.8.0.0/33', '--data-dir', dataDir]);
+    assert.equal(badCidr.status, 2);
+    assert.match(badCidr.stderr, /"10\.8\.0\.0\/33": the prefix length is too long for the address/);
+    tpj(['node-pools', 'delete', 'edge', '--cluster', 'alpha']);
     const t = tpj(['node-pools', 'bootstrap-token', 'gpu', '--cluster', 'alpha', '--ttl', '1h']);
     assert.match(t.token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     const described = tpj(['clusters', 'describe', 'alpha']);

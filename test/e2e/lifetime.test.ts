@@ -2,14 +2,12 @@
 // without nodes to wait for, completed; one with 7 days or less is DEGRADED with what to do; a maintenance window holds
 // the automatic completion back; all of it visible in describe, check-credential-lifetime and the host's /metrics.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { HostEndpoint } from '../../src/fleet/host.js';
-import { hostPaths } from '../../src/util/datadir.js';
 import { waitFor } from '../../src/util/wait.js';
 import { tp } from '../helpers/cli.js';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { scrapeMetrics } from '../helpers/metrics.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const DAY = 86400;
@@ -28,10 +26,9 @@ describe('lifetime controller: automatic rotation at 30 days, DEGRADED at 7 days
     return JSON.parse(r.stdout);
   };
   const metrics = async () => {
-    const ep = JSON.parse(readFileSync(hostPaths(dataDir).endpoint, 'utf8')) as HostEndpoint;
-    const r = await fetch(ep.metricsUrl!);
-    assert.equal(r.status, 200);
-    return r.text();
+    const r = await scrapeMetrics(dataDir, 'token');
+    assert.equal(r.status, 200, r.body);
+    return r.body;
   };
   const gauge = (text: string, name: string, labels: string) => {
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
@@ -61,7 +58,10 @@ describe('lifetime controller: automatic rotation at 30 days, DEGRADED at 7 days
       return c.rotation?.phase === 'moving' ? c : undefined;
     }, 30000, 250);
     assert.equal(held.status, 'RECONCILING');
-    await new Promise((r) => setTimeout(r, 3000)); // three more looks of the controller
+    // A look of the controller made since: its first look at a cluster created now logs that cluster's status, and each
+    // look steps the clusters in the order they were created, so "held" (moving) was looked at before it.
+    tpj(['clusters', 'create', 'probe', '--root-ca-lifetime', '5d']);
+    await waitFor('a look of the lifetime controller at the new cluster', () => /"cluster":"probe","status":"DEGRADED"/.test(cp!.host.output()) || undefined, 30000, 100);
     assert.equal(tpj(['clusters', 'describe', 'held']).rotation.phase, 'moving', 'completion waits for the maintenance window');
     const life = tpj(['clusters', 'check-credential-lifetime', 'held']);
     const root = life.authorities.find((a: { kind: string }) => a.kind === 'root');

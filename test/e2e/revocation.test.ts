@@ -11,6 +11,7 @@ import { nodePaths, splitCredential } from '../../src/node/state.js';
 import { waitFor } from '../../src/util/wait.js';
 import { exited, tp } from '../helpers/cli.js';
 import { ClusterWithNodes, proxiedHealthz } from '../helpers/cluster-nodes.js';
+import { tcpConnections } from '../helpers/sockets.js';
 
 describe('revocation of one node credential (real processes)', () => {
   const env = new ClusterWithNodes('tp-e2e-revoke-');
@@ -49,7 +50,14 @@ describe('revocation of one node credential (real processes)', () => {
     await good.get('/api/v1/nodes/good');
     assert.equal(await healthz('good'), 'ok');
     await waitFor('the revoked node to be cut off the tunnel', async () => ((await healthz('bad')).startsWith('error') ? true : undefined), 10000, 100);
-    await new Promise((res) => setTimeout(res, 1500)); // its agent redials with backoff, and is refused
+    // Its agent dials again (with backoff) and is refused: seen from outside as a new connection of its process to the
+    // tunnel port that the server closes. Accepted, it would stay open.
+    const badPid = env.agents.get('bad')!.child.pid!;
+    const tunnelPort = Number(new URL((JSON.parse(readFileSync(nodePaths(join(tmp.path, 'bad')).config, 'utf8')) as { tunnelServer: string }).tunnelServer).port);
+    const toTunnel = () => tcpConnections(badPid).filter((c) => c.remotePort === tunnelPort).map((c) => c.inode);
+    const cut = new Set(toTunnel());
+    const redial = await waitFor('the revoked agent to dial the tunnel again', () => toTunnel().find((i) => !cut.has(i)), 20000, 5);
+    await waitFor('the tunnel server to close that connection', () => !toTunnel().includes(redial) || undefined, 20000, 5);
     assert.match(await healthz('bad'), /^error: .*cannot be reached through the tunnel/);
     assert.equal(await healthz('good'), 'ok');
 

@@ -276,7 +276,8 @@ function pollPause(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function withDeadline<T>(p: Promise<T>, ms: number, msg: string): Promise<T> {
+/** `p`, or a rejection with `msg` if it has not settled within `ms`: a bound on a wait, not a measurement. */
+export function withDeadline<T>(p: Promise<T>, ms: number, msg: string): Promise<T> {
   let t: NodeJS.Timeout;
   return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(msg)), ms)))]).finally(() => clearTimeout(t));
 }

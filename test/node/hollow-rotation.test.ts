@@ -17,6 +17,7 @@ import { TrustplaneError } from '../../src/util/errors.js';
 import { waitFor } from '../../src/util/wait.js';
 import { proxiedHealthz } from '../helpers/cluster-nodes.js';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { withDeadline } from '../helpers/etcd-cluster.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CLUSTER = 'hrot';
@@ -218,11 +219,12 @@ describe('TrustFollower: what a trust header asks of a node, and one follow-up a
     await f.idle();
     assert.equal(digest, D2);
 
-    // A new signer: the re-issue waits its jitter; a failure lets a later answer try that signer again.
-    const t0 = performance.now();
+    // A new signer: the re-issue waits its jitter (random() * jitterMs = 100 ms); a failure lets a later answer try that
+    // signer again. Without the wait the first attempt (the client's, which fails) would have run by the next turn.
     f.observe(`${D2};signer=bb`);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([f.following, f.stats.failures, issued], [true, 0, []], 'waiting out the jitter, nothing re-issued yet');
     await f.idle();
-    assert.ok(performance.now() - t0 >= 90, 'waited random() * jitterMs');
     assert.deepEqual([f.stats.failures, issued], [1, []]);
     f.observe(`${D2};signer=bb`);
     await f.idle();
@@ -245,10 +247,10 @@ describe('TrustFollower: what a trust header asks of a node, and one follow-up a
     const g = new TrustFollower({ bundleDigest: () => D2, refreshBundle: async () => undefined, certificates: [{ what: 'client certificate', leaf: () => leaf('aa'), reissue: async () => assert.fail('re-issued after stop') }], jitterMs: 60_000, random: () => 1, log: silentLogger });
     g.observe(`${D2};signer=bb`);
     assert.equal(g.following, true);
-    const s0 = performance.now();
     g.stop();
-    await g.idle();
-    assert.ok(performance.now() - s0 < 1000);
+    // The jitter is 60 s: only a wait that stop() ended settles within the deadline.
+    await withDeadline(g.idle(), 10_000, 'stop() did not end the 60 s jitter wait');
+    assert.equal(g.following, false);
     assert.equal(g.stats.reissued, 0);
   });
 });

@@ -124,13 +124,20 @@ describe('node join', () => {
     assert.equal(tail.status, 200);
     assert.equal(tail.text.trimEnd().split('\n').length, 2);
     assert.doesNotThrow(() => tail.text.trimEnd().split('\n').map((l) => JSON.parse(l)));
+    // The last line comes first: once it has arrived the endpoint follows from the end it read, so the marker is
+    // appended only then (appended earlier it would be part of the tail, and prove nothing about following).
+    let appended = false;
     const followed = await new Promise<string>((resolve, reject) => {
-      const u = new URL('/logs?tailLines=0&follow=true', url);
+      const u = new URL('/logs?tailLines=1&follow=true', url);
       const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, ca: c.bundle, cert: admin().cert, key: admin().key, agent: false }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => {
           text += d;
+          if (!appended && text.endsWith('\n')) {
+            appended = true;
+            appendFileSync(join(n1Dir, 'agent.log'), '{"msg":"marker-line"}\n');
+          }
           if (text.includes('marker-line')) {
             req.destroy();
             resolve(text);
@@ -139,10 +146,11 @@ describe('node join', () => {
       });
       req.on('error', (e) => (e.message.includes('socket hang up') ? undefined : reject(e)));
       req.end();
-      setTimeout(() => appendFileSync(join(n1Dir, 'agent.log'), '{"msg":"marker-line"}\n'), 300);
-      setTimeout(() => reject(new Error('follow did not stream the new line within 10 s')), 10_000).unref();
+      setTimeout(() => reject(new Error(`follow did not stream the new line within 10 s (marker appended: ${appended})`)), 10_000).unref();
     });
+    assert.ok(appended);
     assert.match(followed, /marker-line/);
+    assert.doesNotMatch(followed.split('\n')[0], /marker-line/, 'the marker came after the tail, by following');
   });
 
   it('keeps keys local: files 0600 in a 0700 dir, no private key or token in any API object or in the log', async () => {

@@ -8,7 +8,7 @@ import type { CertificateSigningRequest, Lease } from '../../src/apiserver/index
 import { joinNode, startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../src/node/agent.js';
 import { renewalTime, retryDelayMs } from '../../src/node/rotation.js';
 import { parseCertificate } from '../../src/pki/index.js';
-import { ManualClock } from '../../src/util/clock.js';
+import { ManualClock, type Clock } from '../../src/util/clock.js';
 import { TrustplaneError } from '../../src/util/errors.js';
 import { waitFor } from '../../src/util/wait.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -41,6 +41,10 @@ describe('renewal schedule', () => {
 
 describe('renewal against a real cluster on a moved clock', () => {
   const clock = new ManualClock(Date.now());
+  // The agent's own view of the test's clock, counting its reads: its rotation loops read it on every poll (50 ms), so
+  // many reads after a move mean the loops have seen the moved clock.
+  let agentReads = 0;
+  const agentClock: Clock = { now: () => (agentReads++, clock.now()) };
   const t0 = clock.now().getTime();
   let c: NodeTestCluster;
   let tmp: { path: string; remove(): void };
@@ -52,7 +56,7 @@ describe('renewal against a real cluster on a moved clock', () => {
     server: c.api.url,
     caCertHash: c.caCertHash,
     nodeName: 'rot',
-    clock,
+    clock: agentClock,
     waitTimeoutMs: 30_000,
     leaseIntervalMs: 100,
     rotationPollMs: 50,
@@ -86,8 +90,15 @@ describe('renewal against a real cluster on a moved clock', () => {
 
     // Just before the earliest renewal point nothing happens; at the latest, both have been renewed.
     clock.set(Date.parse(first.clientCertificate.notBefore) + 0.7 * lifeMs - 5000);
-    await new Promise((r) => setTimeout(r, 300)); // several rotation polls (50 ms) see the clock: nothing is due yet
-    assert.equal(agent.status().clientCertificate.serial, first.clientCertificate.serial);
+    const readsBefore = agentReads;
+    await waitFor('the agent to read the moved clock 30 times', () => agentReads - readsBefore >= 30, 10_000, 10);
+    const early = agent.status();
+    assert.deepEqual(
+      [early.clientCertificate.serial, early.clientCertificate.renewals, early.servingCertificate?.serial],
+      [first.clientCertificate.serial, 0, oldServing],
+      'nothing renewed before 70 % of the lifetime',
+    );
+    assert.equal((await clientCsrs()).filter((x) => x.spec.username === 'system:node:rot').length, 0, 'no renewal CSR before 70 % of the lifetime');
     clock.set(Math.max(Date.parse(first.clientCertificate.renewAt), Date.parse(first.servingCertificate!.renewAt)) + 1000);
     const renewed = await waitFor('both certificates to be renewed', () => {
       const s = agent!.status();

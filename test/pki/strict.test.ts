@@ -108,9 +108,16 @@ test('PEM framing and size limits', () => {
   refuses(() => parseCsr(pem + pem), /found 2 PEM blocks/);
   refuses(() => parseCsr(pemEncode('CERTIFICATE', base)), /PEM block is labelled "CERTIFICATE", expected "CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST"/);
   refuses(() => parseCsr(Buffer.from(pem + pem)), /found 2 PEM blocks/);
-  const big = 'x'.repeat(MAX_CSR_BYTES - pem.length + 1) + pem;
-  refuses(() => parseCsr(big), /certificate request of 65537 bytes is too large \(at most 65536 bytes\)/, 'RequestEntityTooLarge');
-  refuses(() => parseCsr(Buffer.alloc(MAX_CSR_BYTES + 1, 0x30)), /is too large/, 'RequestEntityTooLarge');
+  // Over the limit as PEM: the size reported is the DER's (65537), not the PEM text's (about 89,000 characters).
+  const overDer = pemEncode('CERTIFICATE REQUEST', Buffer.alloc(MAX_CSR_BYTES + 1, 0x30));
+  assert.ok(overDer.length > 88_000);
+  refuses(() => parseCsr(overDer), /^certificate request of 65537 bytes \(DER\) is too large \(at most 65536 bytes\)$/, 'RequestEntityTooLarge');
+  refuses(() => parseCsr(Buffer.from(overDer)), /certificate request of 65537 bytes \(DER\) is too large/, 'RequestEntityTooLarge');
+  refuses(() => parseCsr(Buffer.alloc(MAX_CSR_BYTES + 1, 0x30)), /certificate request of 65537 bytes \(DER\) is too large/, 'RequestEntityTooLarge');
+  // PEM text that could not hold a CSR within the limit is refused before it is decoded, its length named as such.
+  refuses(() => parseCsr('x'.repeat(2 * MAX_CSR_BYTES - pem.length + 1) + pem), /PEM text of 131073 characters is too large/, 'RequestEntityTooLarge');
+  // A CSR within the limit whose PEM text exceeds 64 KiB (explanatory text before the block) is read.
+  assert.deepEqual(parseCsr('x'.repeat(MAX_CSR_BYTES) + '\n' + pem).subject, SUBJECT);
   // Exactly at the limit it is read (and then refused for what it is, not for its size).
   refuses(() => parseCsr(Buffer.alloc(MAX_CSR_BYTES, 0x30)), /CertificationRequest/);
   assert.deepEqual(parseCsr(' \n' + pem).subject, SUBJECT);

@@ -7,6 +7,7 @@ import type { CsrRegistry, CertificateSigningRequest } from '../registry/csr.js'
 import type { LeaseRegistry, Lease } from '../registry/lease.js';
 import { restrictedLabelChanges, type NodeRegistry, type Node } from '../registry/node.js';
 import type { Registries } from '../registry/registries.js';
+import type { FieldManager } from '../registry/managed-fields.js';
 import type { ListResult, ObjectEvent, ObjectWatch, Preconditions, ResourceInfo } from '../registry/object-store.js';
 import { forbiddenError, methodNotAllowedError } from '../status.js';
 import type { KubeObject } from '../types.js';
@@ -15,13 +16,19 @@ import { findResource, type ResourceDef } from './resources.js';
 export interface Ctx {
   auth: Authenticated;
   dryRun: boolean;
+  /** Who writes, for metadata.managedFields. */
+  manager?: FieldManager;
 }
+
+/** The registry's write options for a request. */
+const writeOf = (ctx: Ctx) => ({ dryRun: ctx.dryRun, ...(ctx.manager ? { manager: ctx.manager } : {}) });
 
 export interface Adapter {
   def: ResourceDef;
   info: ResourceInfo;
   get(name: string): Promise<KubeObject>;
-  list(): Promise<ListResult<KubeObject>>;
+  /** The objects now, or at `revision` (410 Expired once compacted). */
+  list(revision?: bigint): Promise<ListResult<KubeObject>>;
   watch(after: bigint | undefined, onEvent: (ev: ObjectEvent<KubeObject>) => void): Promise<ObjectWatch>;
   create(obj: KubeObject, ctx: Ctx): Promise<KubeObject>;
   /** `sub` is '' for the main resource, else the subresource's name. */
@@ -40,14 +47,14 @@ function csrAdapter(store: Store, reg: CsrRegistry): Adapter {
     def: findResource('certificates.k8s.io', 'v1', 'certificatesigningrequests')!,
     info: reg.objects.info,
     get: (n) => reg.get(n),
-    list: () => reg.list(),
+    list: (rev) => (rev === undefined ? reg.list() : reg.objects.list(rev)),
     watch: (a, cb) => reg.watch(a, cb as (ev: ObjectEvent<CertificateSigningRequest>) => void),
     async create(obj, ctx) {
       const { user, token } = ctx.auth;
       let claimed: string | undefined;
       try {
         return await reg.create(obj as CertificateSigningRequest, user, {
-          dryRun: ctx.dryRun,
+          ...writeOf(ctx),
           admit: async (csr, request) => {
             const refusal = csrCreateRefusal(user, csr, request);
             const attrs = { verb: 'create', group: 'certificates.k8s.io', resource: 'certificatesigningrequests' };
@@ -67,13 +74,13 @@ function csrAdapter(store: Store, reg: CsrRegistry): Adapter {
       }
     },
     update(obj, sub, ctx) {
-      const o = { dryRun: ctx.dryRun };
+      const o = writeOf(ctx);
       const csr = obj as CertificateSigningRequest;
       if (sub === 'approval') return reg.updateApproval(csr, o);
       if (sub === 'status') return reg.updateStatus(csr, o);
       return reg.update(csr, o);
     },
-    delete: (n, pre, ctx) => reg.delete(n, pre, { dryRun: ctx.dryRun }),
+    delete: (n, pre, ctx) => reg.delete(n, pre, writeOf(ctx)),
     fields: ['metadata.name', 'spec.signerName'],
     fieldOf: (obj, f) => (f === 'spec.signerName' ? (obj as CertificateSigningRequest).spec?.signerName : metaField(obj, f)),
   };
@@ -96,12 +103,12 @@ function nodeAdapter(reg: NodeRegistry): Adapter {
     def: findResource('', 'v1', 'nodes')!,
     info: reg.objects.info,
     get: (n) => reg.get(n),
-    list: () => reg.list(),
+    list: (rev) => (rev === undefined ? reg.list() : reg.objects.list(rev)),
     watch: (a, cb) => reg.watch(a, cb as (ev: ObjectEvent<Node>) => void),
-    create: (obj, ctx) => reg.create(obj as Node, { dryRun: ctx.dryRun, admit: nodeSelfLabels(ctx, 'create') }),
+    create: (obj, ctx) => reg.create(obj as Node, { ...writeOf(ctx), admit: nodeSelfLabels(ctx, 'create') }),
     update: (obj, sub, ctx) =>
-      sub === 'status' ? reg.updateStatus(obj as Node, { dryRun: ctx.dryRun }) : reg.update(obj as Node, { dryRun: ctx.dryRun, admit: nodeSelfLabels(ctx, 'update') }),
-    delete: (n, pre, ctx) => reg.delete(n, pre, { dryRun: ctx.dryRun }),
+      sub === 'status' ? reg.updateStatus(obj as Node, writeOf(ctx)) : reg.update(obj as Node, { ...writeOf(ctx), admit: nodeSelfLabels(ctx, 'update') }),
+    delete: (n, pre, ctx) => reg.delete(n, pre, writeOf(ctx)),
     fields: ['metadata.name', 'spec.unschedulable'],
     fieldOf: (obj, f) => (f === 'spec.unschedulable' ? String(!!(obj as Node).spec?.unschedulable) : metaField(obj, f)),
   };
@@ -112,14 +119,14 @@ function leaseAdapter(reg: LeaseRegistry): Adapter {
     def: findResource('coordination.k8s.io', 'v1', 'leases')!,
     info: reg.objects.info,
     get: (n) => reg.get(n),
-    list: () => reg.list(),
+    list: (rev) => (rev === undefined ? reg.list() : reg.objects.list(rev)),
     watch: (a, cb) => reg.watch(a, cb as (ev: ObjectEvent<Lease>) => void),
-    create: (obj, ctx) => reg.create(obj as Lease, { dryRun: ctx.dryRun }),
+    create: (obj, ctx) => reg.create(obj as Lease, writeOf(ctx)),
     update: (obj, sub, ctx) => {
       if (sub) throw methodNotAllowedError('PUT');
-      return reg.update(obj as Lease, { dryRun: ctx.dryRun });
+      return reg.update(obj as Lease, writeOf(ctx));
     },
-    delete: (n, pre, ctx) => reg.delete(n, pre, { dryRun: ctx.dryRun }),
+    delete: (n, pre, ctx) => reg.delete(n, pre, writeOf(ctx)),
     fields: ['metadata.name', 'metadata.namespace'],
     fieldOf: metaField,
   };

@@ -1,14 +1,7 @@
 // Server-side field validation (fieldValidation=Strict|Warn|Ignore): unknown fields and wrong types, judged against the schemas.
+import type { FieldValidation } from '../http/query.js';
 import { badRequestError } from '../status.js';
 import { resolve, SCHEMAS, type Schema } from './schemas.js';
-
-export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
-
-export function parseFieldValidation(v: string | null): FieldValidation {
-  if (v === null || v === '') return 'Warn';
-  if (v === 'Strict' || v === 'Warn' || v === 'Ignore') return v;
-  throw badRequestError(`fieldValidation must be one of "Ignore", "Warn", "Strict", not "${v}"`);
-}
 
 function typeOf(v: unknown): string {
   if (Array.isArray(v)) return 'array';
@@ -23,7 +16,8 @@ function fits(v: unknown, s: Schema): boolean {
     case 'string':
       return typeof v === 'string';
     case 'integer':
-      return typeof v === 'number' && Number.isInteger(v);
+      // In range of the Go type the field decodes into, as encoding/json refuses an int32 or int64 overflow.
+      return typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= (s.format === 'int32' ? 2 ** 31 : 2 ** 63);
     case 'number':
       return typeof v === 'number';
     case 'boolean':
@@ -41,7 +35,12 @@ function walk(v: unknown, schema: Schema, path: string, unknown: string[], wrong
   const s = resolve(schema);
   if (v === null || v === undefined) return;
   if (!fits(v, s)) {
-    wrong.push(`${path || '<root>'}: expected ${s['x-kubernetes-int-or-string'] ? 'integer or string' : s.type}, got ${typeOf(v)}`);
+    const overflow = s.type === 'integer' && typeof v === 'number' && Number.isInteger(v);
+    wrong.push(
+      overflow
+        ? `${path || '<root>'}: ${v} is out of the range of an ${s.format ?? 'int64'}`
+        : `${path || '<root>'}: expected ${s['x-kubernetes-int-or-string'] ? 'integer or string' : s.type}, got ${typeOf(v)}`,
+    );
     return;
   }
   if (Array.isArray(v)) {
@@ -53,7 +52,8 @@ function walk(v: unknown, schema: Schema, path: string, unknown: string[], wrong
   if (s.properties) {
     for (const k of Object.keys(o)) {
       const p = path ? `${path}.${k}` : k;
-      const sub = s.properties[k];
+      // Own properties only: a field named "__proto__" or "constructor" is unknown, not Object.prototype's.
+      const sub = Object.hasOwn(s.properties, k) ? s.properties[k] : undefined;
       if (sub) walk(o[k], sub, p, unknown, wrong);
       else if (typeof s.additionalProperties === 'object') walk(o[k], s.additionalProperties, p, unknown, wrong);
       else if (s.additionalProperties !== true) {

@@ -1,8 +1,9 @@
-// OpenAPI v3: the root index and one document per group-version, enough for kubectl's server-side field validation check.
+// OpenAPI v3 (the root index and one document per group-version, enough for kubectl's server-side field validation check) and v2.
 import { createHash } from 'node:crypto';
 import { closure, SCHEMAS, type Schema } from './schemas.js';
 import { GROUPS, RESOURCES, groupVersion, type ResourceDef } from './resources.js';
 import { KUBE_VERSION } from './discovery.js';
+import { encodeSwagger, OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_ACCEPT, swaggerDocument } from './openapi-v2.js';
 
 const META = 'io.k8s.apimachinery.pkg.apis.meta.v1';
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
@@ -23,7 +24,11 @@ const LIST_PARAMS = [
   query('labelSelector', 'Restrict the list to objects matching these labels.'),
   query('fieldSelector', 'Restrict the list to objects matching these fields (metadata.name, and spec.signerName for CSRs).'),
   query('resourceVersion', 'The version to list at or watch from.'),
+  query('resourceVersionMatch', 'How resourceVersion applies to a list: Exact or NotOlderThan.'),
+  query('continue', 'Never needed: every matching object is returned in one page.'),
   query('watch', 'Watch for changes and stream them as events.', 'boolean'),
+  query('allowWatchBookmarks', 'Bookmark events may be sent.', 'boolean'),
+  query('sendInitialEvents', 'On a watch: the current objects first, then a bookmark marking their end.', 'boolean'),
   query('timeoutSeconds', 'Time limit of a list or watch call.', 'integer'),
   query('limit', 'Accepted; every matching object is returned in one page.', 'integer'),
 ];
@@ -105,8 +110,15 @@ function groupDocument(g: { group: string; version: string }) {
 /** Built once: the documents depend only on the resource table. */
 export class OpenApi {
   private readonly docs = new Map<string, { body: string; hash: string }>();
+  private readonly v2Json: Buffer;
+  private readonly v2Protobuf: Buffer;
+  private readonly v2Etags: string[];
 
   constructor() {
+    const swagger = swaggerDocument();
+    this.v2Json = Buffer.from(JSON.stringify(swagger));
+    this.v2Protobuf = encodeSwagger(swagger);
+    this.v2Etags = [this.v2Json, this.v2Protobuf].map((b) => createHash('sha512').update(b).digest('hex').slice(0, 64).toUpperCase());
     for (const g of GROUPS) {
       const body = JSON.stringify(groupDocument(g));
       this.docs.set(docPath(g), { body, hash: createHash('sha512').update(body).digest('hex').slice(0, 128).toUpperCase() });
@@ -117,6 +129,13 @@ export class OpenApi {
     const paths: Record<string, { serverRelativeURL: string }> = {};
     for (const [p, d] of this.docs) paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=${d.hash}` };
     return JSON.stringify({ paths });
+  }
+
+  /** /openapi/v2: the gnostic protobuf when Accept asks for it (kubectl before 1.29), else JSON. */
+  v2(accept: string | undefined): { body: Buffer; contentType: string; etag: string } {
+    const pb = !!accept && accept.split(',').some((a) => OPENAPI_V2_PROTOBUF_ACCEPT.includes(a.split(';')[0].trim()));
+    const body = pb ? this.v2Protobuf : this.v2Json;
+    return { body, contentType: pb ? OPENAPI_V2_PROTOBUF : 'application/json', etag: pb ? this.v2Etags[1] : this.v2Etags[0] };
   }
 
   /** The document for "apis/G/V" or "api/v1", as JSON text. */

@@ -44,6 +44,11 @@ export const RESOURCES: ResourceDef[] = [
     group: 'authentication.k8s.io', version: 'v1', resource: 'selfsubjectreviews', singular: 'selfsubjectreview', kind: 'SelfSubjectReview',
     namespaced: false, shortNames: [], verbs: ['create'], subresources: [], schema: 'io.k8s.api.authentication.v1.SelfSubjectReview',
   },
+  // kubectl 1.27 asks `auth whoami` of v1beta1 (v1 came in 1.28): the same review, served under both versions.
+  {
+    group: 'authentication.k8s.io', version: 'v1beta1', resource: 'selfsubjectreviews', singular: 'selfsubjectreview', kind: 'SelfSubjectReview',
+    namespaced: false, shortNames: [], verbs: ['create'], subresources: [],
+  },
 ];
 
 export const GROUPS: Array<{ group: string; version: string }> = [
@@ -51,6 +56,7 @@ export const GROUPS: Array<{ group: string; version: string }> = [
   { group: 'certificates.k8s.io', version: 'v1' },
   { group: 'coordination.k8s.io', version: 'v1' },
   { group: 'authentication.k8s.io', version: 'v1' },
+  { group: 'authentication.k8s.io', version: 'v1beta1' },
 ];
 
 export function findResource(group: string, version: string, resource: string): ResourceDef | undefined {

@@ -1,13 +1,33 @@
 // Who is asking: a client certificate that chains to the cluster root CA (checked once per connection and CA), else a bootstrap token.
 import type { IncomingMessage } from 'node:http';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import { commonName, organizations, parseCertificate, parseCertificates, verifyChain, type ParsedCertificate } from '../../pki/index.js';
+import { claimsNodeIdentity, commonName, nodeOfSubject, organizations, parseCertificate, parseCertificates, verifyChain, type ParsedCertificate } from '../../pki/index.js';
 import type { Store } from '../../store/client.js';
 import type { Clock } from '../../util/clock.js';
 import { invalid } from '../../util/errors.js';
-import { GROUP_AUTHENTICATED, type UserInfo } from '../types.js';
+import { GROUP_AUTHENTICATED, GROUP_NODES, type UserInfo } from '../types.js';
 import { BootstrapTokenCache } from './bootstrap-token-cache.js';
 import { authenticateBootstrapToken, type BootstrapTokenInfo } from './bootstrap-tokens.js';
+
+/**
+ * spec.extra key (on users that are nodes or bootstrap tokens, and so on their CSRs) holding the address the request
+ * came from, as this server saw the connection: a fact the control plane observed, which the client cannot write
+ * (the CSR registry takes spec.extra from the authenticated user only). The approver certifies node IPs from it.
+ */
+export const EXTRA_SOURCE_ADDRESS = 'trustplane.io/source-address';
+
+/** The peer address of a connection in its plain form (an IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d). */
+function sourceAddressOf(req: IncomingMessage): string | undefined {
+  const a = req.socket?.remoteAddress;
+  if (!a) return undefined;
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice('::ffff:'.length) : a;
+}
+
+/** The user with the observed source address in extra: for nodes and bootstrap tokens, whose CSRs the approver judges. */
+function withSource(user: UserInfo, req: IncomingMessage): UserInfo {
+  const source = sourceAddressOf(req);
+  return source ? { ...user, extra: { ...user.extra, [EXTRA_SOURCE_ADDRESS]: [source] } } : user;
+}
 
 export interface Authenticated {
   user: UserInfo;
@@ -34,6 +54,15 @@ export function parseTrustBundle(pem: string): ParsedCertificate[] {
 }
 
 /** The client's certificates as sent: leaf first, then whatever chain it presented. */
+/**
+ * The TLS connection a request came on. On HTTP/2, `req.socket` is a new proxy per stream; the session's socket is one
+ * per connection, so the certificate verdict is cached per connection on both protocols.
+ */
+function connectionOf(req: IncomingMessage): TLSSocket {
+  const session = (req as IncomingMessage & { stream?: { session?: { socket?: unknown } } }).stream?.session;
+  return (session?.socket ?? req.socket) as TLSSocket;
+}
+
 function peerChain(socket: TLSSocket): Buffer[] {
   const leaf = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
   if (!leaf || !leaf.raw) return [];
@@ -76,14 +105,14 @@ export class Authenticator {
   }
 
   async authenticate(req: IncomingMessage): Promise<Authenticated | null> {
-    const fromCert = this.certificateUser(req.socket as TLSSocket);
-    if (fromCert) return { user: fromCert, via: 'certificate' };
+    const fromCert = this.certificateUser(connectionOf(req));
+    if (fromCert) return { user: fromCert.groups.includes(GROUP_NODES) ? withSource(fromCert, req) : fromCert, via: 'certificate' };
     const h = req.headers.authorization;
     if (typeof h === 'string') {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
       if (m) {
         const t = await authenticateBootstrapToken(this.tokens, m[1], this.clock);
-        if (t) return { user: { ...t.user, groups: [...t.user.groups, GROUP_AUTHENTICATED] }, via: 'bootstrap-token', token: t.token };
+        if (t) return { user: withSource({ ...t.user, groups: [...t.user.groups, GROUP_AUTHENTICATED] }, req), via: 'bootstrap-token', token: t.token };
       }
     }
     return null;
@@ -91,7 +120,7 @@ export class Authenticator {
 
   /** Why the request's client certificate, if it presented one, was not accepted (for the 401 message). */
   certificateRefusal(req: IncomingMessage): { why: string; retired: boolean } | undefined {
-    const v = this.verdicts.get(req.socket as TLSSocket);
+    const v = this.verdicts.get(connectionOf(req));
     return v?.refused ? { why: v.refused, retired: !!v.retired } : undefined;
   }
 
@@ -151,6 +180,12 @@ export class Authenticator {
       return none();
     }
     if (!cn) return none();
+    // A certificate that claims to be a node's must be one by the one rule; anything else would be a node to some
+    // checks and not to others.
+    if (claimsNodeIdentity(leaf.subject)) {
+      const n = nodeOfSubject(leaf.subject);
+      if ('problem' in n) return { ...none(), refused: `the certificate claims a node identity, but ${n.problem}` };
+    }
     const until = Math.min(...path.map((c) => c.notAfter.getTime()));
     return { generation: this.generation, user: { name: cn, groups: [...organizations(leaf.subject), GROUP_AUTHENTICATED] }, until };
   }

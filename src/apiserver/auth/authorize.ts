@@ -1,5 +1,5 @@
 // Who may do what: admins everything, bootstrap tokens their own kubelet-client CSRs, nodes their own credentials, Node and Lease.
-import { commonName, formatName, organizations, type ParsedCsr } from '../../pki/index.js';
+import { formatName, nodeNameOfUser, nodeOfSubject, type ParsedCsr } from '../../pki/index.js';
 import { SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING, type CertificateSigningRequest } from '../registry/csr.js';
 import { NODE_LEASE_NAMESPACE } from '../registry/lease.js';
 import {
@@ -7,7 +7,6 @@ import {
   GROUP_BOOTSTRAPPERS,
   GROUP_MASTERS,
   GROUP_NODES,
-  NODE_USER_PREFIX,
   type KubeObject,
   type UserInfo,
 } from '../types.js';
@@ -35,11 +34,9 @@ const deny = (reason: string): Decision => ({ allowed: false, reason });
 export const isAdmin = (u: UserInfo) => u.groups.includes(GROUP_MASTERS);
 export const isBootstrapper = (u: UserInfo) => u.name.startsWith(BOOTSTRAP_USER_PREFIX) && u.groups.includes(GROUP_BOOTSTRAPPERS);
 
-/** The node a user is, when it is one: "system:node:<name>" in system:nodes. */
+/** The node a user is, when it is one by the one node-identity rule: "system:node:<name>" in system:nodes and no other group. */
 export function nodeNameOf(u: UserInfo): string | undefined {
-  if (!u.groups.includes(GROUP_NODES) || !u.name.startsWith(NODE_USER_PREFIX)) return undefined;
-  const n = u.name.slice(NODE_USER_PREFIX.length);
-  return n === '' ? undefined : n;
+  return nodeNameOfUser(u);
 }
 
 const ownCsr = (u: UserInfo) => (obj: KubeObject) => (obj as CertificateSigningRequest).spec?.username === u.name;
@@ -89,24 +86,15 @@ export function authorize(u: UserInfo, a: RequestAttributes): Decision {
  */
 export function csrCreateRefusal(u: UserInfo, csr: CertificateSigningRequest, request: ParsedCsr): string | undefined {
   if (isAdmin(u)) return undefined;
-  let cn: string | undefined;
-  try {
-    cn = commonName(request.subject);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  const orgs = organizations(request.subject);
-  const subject = `"${formatName(request.subject)}"`;
-  const nodeOrgs = orgs.length === 1 && orgs[0] === GROUP_NODES;
+  const subject = JSON.stringify(formatName(request.subject));
+  const named = nodeOfSubject(request.subject);
   const signer = csr.spec.signerName;
 
   if (isBootstrapper(u)) {
     if (signer !== SIGNER_KUBELET_CLIENT) return `bootstrap tokens may only request certificates from signer "${SIGNER_KUBELET_CLIENT}", not "${signer}"`;
-    if (!cn || !cn.startsWith(NODE_USER_PREFIX) || cn.length === NODE_USER_PREFIX.length || !nodeOrgs) {
-      return `the CSR subject ${subject} is not "CN=system:node:<node name>, O=system:nodes"`;
-    }
+    if ('problem' in named) return `the CSR subject ${subject} is not "CN=system:node:<node name>, O=system:nodes": ${named.problem}`;
     const bound = u.extra?.[EXTRA_BOUND_NODE]?.[0];
-    if (bound !== undefined && cn !== `${NODE_USER_PREFIX}${bound}`) return `this bootstrap token is bound to node "${bound}"; the CSR subject ${subject} names another node`;
+    if (bound !== undefined && named.node !== bound) return `this bootstrap token is bound to node "${bound}"; the CSR subject ${subject} names another node`;
     return undefined;
   }
 
@@ -115,7 +103,7 @@ export function csrCreateRefusal(u: UserInfo, csr: CertificateSigningRequest, re
     if (signer !== SIGNER_KUBELET_CLIENT && signer !== SIGNER_KUBELET_SERVING) {
       return `nodes may only request certificates from signers "${SIGNER_KUBELET_CLIENT}" and "${SIGNER_KUBELET_SERVING}", not "${signer}"`;
     }
-    if (cn !== u.name || !nodeOrgs) return `node "${node}" may only request certificates for "CN=${u.name}, O=${GROUP_NODES}", not for ${subject}`;
+    if (!('node' in named) || named.node !== node) return `node "${node}" may only request certificates for "CN=${u.name}, O=${GROUP_NODES}", not for ${subject}`;
     return undefined;
   }
   return 'only administrators, nodes and bootstrap tokens may create certificate signing requests';

@@ -1,5 +1,6 @@
 // Bootstrap tokens "<id>.<secret>": created for a node pool (or one node name), stored hashed with an expiry, checked in constant time.
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { nodeNameProblem } from '../../pki/node-identity.js';
 import type { KeyValue, Store } from '../../store/client.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { TrustplaneError, invalid } from '../../util/errors.js';
@@ -47,7 +48,6 @@ export interface AuthenticatedToken {
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const POOL_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 function randomString(n: number): string {
   let s = '';
@@ -87,9 +87,8 @@ export async function createBootstrapToken(
 ): Promise<{ token: string; id: string; expiresAt: Date }> {
   if (!POOL_NAME.test(o.pool)) throw invalid(`node pool name "${o.pool}" is not a DNS label`, 'use lower-case letters, digits and "-"');
   if (!Number.isInteger(o.ttlSeconds) || o.ttlSeconds <= 0) throw invalid(`bootstrap token TTL ${o.ttlSeconds} is not a positive whole number of seconds`);
-  if (o.nodeName !== undefined && (!NODE_NAME.test(o.nodeName) || o.nodeName.length > 253)) {
-    throw invalid(`node name "${o.nodeName}" is not a DNS subdomain`);
-  }
+  const nameProblem = o.nodeName === undefined ? undefined : nodeNameProblem(o.nodeName);
+  if (nameProblem) throw invalid(`a bootstrap token cannot be bound to this node: ${nameProblem}`);
   const usages = o.usages ?? ['authentication', 'signing'];
   for (const u of usages) if (u !== 'authentication' && u !== 'signing') throw invalid(`bootstrap token usage "${u}" is unknown`, 'use authentication or signing');
   const now = clock.now();

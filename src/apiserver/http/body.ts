@@ -42,9 +42,37 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/**
+ * The deepest nesting of objects and arrays a body may have. Deeper bodies are refused before parsing, so that no
+ * recursive walk of the body (field validation, the patches, structuredClone, isDeepStrictEqual) can run out of stack
+ * on one: with Node's default stack isDeepStrictEqual overflows near 1,250 levels and structuredClone near 1,900
+ * (measured), so the bound sits well below both. Go's encoding/json, under kube-apiserver, allows 10,000; no
+ * Kubernetes object comes near either.
+ */
+export const MAX_NESTING_DEPTH = 500;
+
+/** Refuses JSON text nested deeper than `max`; strings are skipped, so brackets inside them do not count. */
+export function checkNestingDepth(text: string, max = MAX_NESTING_DEPTH): void {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \\ */) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > max) throw badRequestError(`the request body is nested more than ${max} levels deep (objects and lists within each other): flatten it`);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+  }
+}
+
 export function parseJson(body: Buffer, what = "couldn't get version/kind; json parse error"): unknown {
+  const text = body.toString('utf8');
+  checkNestingDepth(text);
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch (e) {
     throw badRequestError(`${what}: ${(e as Error).message}`);
   }
@@ -52,9 +80,10 @@ export function parseJson(body: Buffer, what = "couldn't get version/kind; json 
 
 /**
  * A body that is an object: JSON, or the protobuf kubectl 1.32 sends for a few typed calls. YAML bodies are accepted
- * only when they are JSON (as kubectl sends server-side apply).
+ * only when they are JSON (as kubectl sends server-side apply). `kind` names what was expected, in the refusal of a
+ * body that is not an object.
  */
-export function decodeObject(body: Buffer, type: string): Record<string, unknown> {
+export function decodeObject(body: Buffer, type: string, kind = 'object'): Record<string, unknown> {
   let v: unknown;
   if (type === 'application/json' || type === '' || type === 'application/yaml' || type === 'application/apply-patch+yaml') {
     if (body.length === 0) throw badRequestError('the request body is empty');
@@ -64,6 +93,8 @@ export function decodeObject(body: Buffer, type: string): Record<string, unknown
   } else {
     throw unsupportedMediaTypeError(type, ['application/json', 'application/yaml', PROTOBUF]);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badRequestError("couldn't get version/kind; json parse error: the body is not a JSON object");
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw badRequestError(`couldn't get version/kind; json parse error: the body is ${v === null ? 'null' : Array.isArray(v) ? 'a list' : `a ${typeof v}`}, not a JSON ${kind}`);
+  }
   return v as Record<string, unknown>;
 }

@@ -121,6 +121,7 @@ const MESSAGES: Record<string, MessageSpec> = {
     3: { name: 'status', kind: { message: CSR_STATUS } },
   },
   'authentication.k8s.io/v1/SelfSubjectReview': { 1: { name: 'metadata', kind: { message: OBJECT_META } } },
+  'authentication.k8s.io/v1beta1/SelfSubjectReview': { 1: { name: 'metadata', kind: { message: OBJECT_META } } },
 };
 
 function decodeMessage(buf: Buffer, spec: MessageSpec, what: string): Record<string, unknown> {

@@ -2,12 +2,13 @@
 import type { ServerResponse } from 'node:http';
 import { toStatus } from '../status.js';
 
-export function sendJson(res: ServerResponse, code: number, body: unknown, o: { contentType?: string; warnings?: string[] } = {}): void {
+/** `pretty` (?pretty=true) indents the JSON, as kube-apiserver does for it. */
+export function sendJson(res: ServerResponse, code: number, body: unknown, o: { contentType?: string; warnings?: string[]; pretty?: boolean } = {}): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const text = typeof body === 'string' ? body : o.pretty ? `${JSON.stringify(body, null, 2)}\n` : JSON.stringify(body);
   const headers: Record<string, string | number | string[]> = {
     'Content-Type': o.contentType ?? 'application/json',
     'Content-Length': Buffer.byteLength(text),

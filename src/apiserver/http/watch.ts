@@ -13,6 +13,8 @@ export interface WatchStreamOptions {
   /** Objects to send as ADDED first (a watch without resourceVersion), and the revision they were read at. */
   initial?: () => Promise<{ items: KubeObject[]; revision: bigint }>;
   after?: bigint;
+  /** When set, a BOOKMARK with this object follows the initial objects (the watch-list protocol's end marker). */
+  initialEventsEnd?: (revision: bigint) => unknown;
   /** Only objects passing this are sent. */
   filter(obj: KubeObject): boolean;
   /** The event's object as sent (the object itself, or a one-row Table). */
@@ -27,7 +29,7 @@ export async function serveWatch(req: IncomingMessage, res: ServerResponse, o: W
   let closed = false;
   let first = true;
   const queued: ObjectEvent<KubeObject>[] = [];
-  const write = (type: WatchType | 'ERROR', object: unknown) => {
+  const write = (type: WatchType | 'BOOKMARK' | 'ERROR', object: unknown) => {
     if (closed) return;
     res.write(`${JSON.stringify({ type, object })}\n`);
     if (res.writableLength > MAX_BUFFERED_BYTES) finish();
@@ -65,9 +67,11 @@ export async function serveWatch(req: IncomingMessage, res: ServerResponse, o: W
     finish();
   });
 
-  res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+  // No Transfer-Encoding header: HTTP/1.1 chunks a reply without a length by itself, and HTTP/2 refuses the header.
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
   res.flushHeaders();
   for (const it of initial?.items ?? []) deliver({ type: 'ADDED', object: it, revision: 0n });
+  if (o.initialEventsEnd && after !== undefined) write('BOOKMARK', o.initialEventsEnd(after));
   for (const ev of queued.splice(0)) deliver(ev);
   ready = true;
 }

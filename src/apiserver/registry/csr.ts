@@ -15,11 +15,12 @@ export const CSR_RESOURCE: ResourceInfo = {
   kind: 'CertificateSigningRequest',
   apiVersion: 'certificates.k8s.io/v1',
   prefix: '/registry/certificatesigningrequests/',
+  alwaysPresent: ['status'],
+  serverSetFields: ['spec.username', 'spec.uid', 'spec.groups', 'spec.extra'],
 };
 
-export const SIGNER_KUBELET_CLIENT = 'kubernetes.io/kube-apiserver-client-kubelet';
-export const SIGNER_KUBELET_SERVING = 'kubernetes.io/kubelet-serving';
-export const SIGNER_APISERVER_CLIENT = 'kubernetes.io/kube-apiserver-client';
+// The signer names live in one module (src/pki/signer-names.ts); re-exported here for the API's users.
+export { SIGNER_APISERVER_CLIENT, SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING } from '../../pki/signer-names.js';
 
 /** The shortest certificate lifetime a CSR may ask for, as Kubernetes. */
 export const MIN_EXPIRATION_SECONDS = 600;

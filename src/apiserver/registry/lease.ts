@@ -17,6 +17,7 @@ export const LEASE_RESOURCE: ResourceInfo = {
   apiVersion: 'coordination.k8s.io/v1',
   prefix: `/registry/leases/${NODE_LEASE_NAMESPACE}/`,
   namespace: NODE_LEASE_NAMESPACE,
+  alwaysPresent: ['spec'],
 };
 
 export interface LeaseSpec {

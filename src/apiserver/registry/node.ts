@@ -7,7 +7,7 @@ import { mergeMetadata } from './csr.js';
 import { metadataCauses } from './meta.js';
 import { ObjectStore, type ListResult, type ObjectEvent, type ObjectWatch, type Preconditions, type ResourceInfo, type WriteOptions } from './object-store.js';
 
-export const NODE_RESOURCE: ResourceInfo = { group: '', resource: 'nodes', kind: 'Node', apiVersion: 'v1', prefix: '/registry/minions/' };
+export const NODE_RESOURCE: ResourceInfo = { group: '', resource: 'nodes', kind: 'Node', apiVersion: 'v1', prefix: '/registry/minions/', alwaysPresent: ['spec', 'status'] };
 
 export interface NodeAddress {
   type: 'InternalIP' | 'ExternalIP' | 'Hostname' | 'InternalDNS' | 'ExternalDNS' | (string & {});

@@ -4,8 +4,9 @@ import { isDeepStrictEqual } from 'node:util';
 import { StoreCompactedError, type Store, type StoreWatch, type WatchEvent } from '../../store/client.js';
 import type { Clock } from '../../util/clock.js';
 import { TrustplaneError } from '../../util/errors.js';
-import { alreadyExistsError, badRequestError, conflictError, expiredError, notFoundError, type ResourceRef } from '../status.js';
+import { alreadyExistsError, badRequestError, conflictError, expiredError, notFoundError, tooLargeResourceVersionError, type ResourceRef } from '../status.js';
 import type { KubeObject } from '../types.js';
+import { managedFieldsAfter, type FieldManager } from './managed-fields.js';
 import { generateName, timestamp } from './meta.js';
 import { WatchCache } from './watch-cache.js';
 import { LruMap } from '../../util/lru.js';
@@ -16,11 +17,20 @@ export interface ResourceInfo extends ResourceRef {
   prefix: string;
   /** The one namespace a namespaced resource lives in here (leases: kube-node-lease). */
   namespace?: string;
+  /**
+   * Top-level struct fields that kube-apiserver always writes, as `{}` when empty (a CSR's `status`, a Node's `spec`
+   * and `status`): a client that sets `status.conditions` on what it read needs `status` to be there.
+   */
+  alwaysPresent?: string[];
+  /** Dotted paths the server sets from the request's context (a CSR's spec.username...): no field manager owns them. */
+  serverSetFields?: string[];
 }
 
 export interface WriteOptions {
   /** Validate and return the result, write nothing (dryRun=All). */
   dryRun?: boolean;
+  /** Who writes, for metadata.managedFields; writes without one (controllers) leave the entries as they are. */
+  manager?: FieldManager;
 }
 
 export interface Preconditions {
@@ -54,6 +64,11 @@ const MAX_RETRIES = 16;
 /** Objects remembered as last written or read (see `latest`): enough for one Lease per node of a large cluster. */
 const LATEST_MAX = 20_000;
 
+function withoutManagedFields<T extends KubeObject>(obj: T): T {
+  const { managedFields: _, ...metadata } = obj.metadata;
+  return { ...obj, metadata };
+}
+
 export function parseResourceVersion(rv: string | undefined, what = 'resourceVersion'): bigint | undefined {
   if (rv === undefined || rv === '') return undefined;
   if (!/^[0-9]{1,19}$/.test(rv)) throw badRequestError(`${what} "${rv}" is not a valid resource version`);
@@ -85,7 +100,24 @@ export class ObjectStore<T extends KubeObject> {
   decode(value: Buffer, revision: bigint): T {
     const obj = JSON.parse(value.toString('utf8')) as T;
     obj.metadata.resourceVersion = revision.toString();
+    this.fill(obj);
     return obj;
+  }
+
+  /** The always-present fields, `{}` where missing (objects stored before they were filled in, or written without them). */
+  private fill(obj: T): void {
+    for (const f of this.info.alwaysPresent ?? []) {
+      const o = obj as Record<string, unknown>;
+      if (o[f] === undefined || o[f] === null) o[f] = {};
+    }
+  }
+
+  /** metadata.managedFields after `o.manager` turned `before` into `next` (in place); nothing without a manager. */
+  private manage(before: T | undefined, next: T, o: WriteOptions): void {
+    if (!o.manager) return;
+    const entries = managedFieldsAfter(before, next, o.manager, timestamp(this.clock.now()), this.info.apiVersion, this.info.serverSetFields);
+    if (entries.length) next.metadata.managedFields = entries;
+    else delete next.metadata.managedFields;
   }
 
   private remember(name: string, value: string, rev: bigint): void {
@@ -113,9 +145,21 @@ export class ObjectStore<T extends KubeObject> {
     return obj;
   }
 
-  async list(): Promise<ListResult<T>> {
-    const r = await this.store.getPrefix(this.info.prefix);
-    return { items: r.kvs.map((kv) => this.decode(kv.value, kv.modRevision)), resourceVersion: r.revision.toString() };
+  /** Every object, now or as it was at `revision`. */
+  async list(revision?: bigint): Promise<ListResult<T>> {
+    let r;
+    try {
+      r = await this.store.getPrefix(this.info.prefix, revision === undefined ? {} : { revision });
+    } catch (e) {
+      if (revision !== undefined) {
+        // A revision the store has not reached: kube-apiserver's "Too large resource version" (504, retry later).
+        const now = (await this.store.getPrefix(this.info.prefix, { limit: 1, keysOnly: true })).revision;
+        if (revision > now) throw tooLargeResourceVersionError(revision, now);
+      }
+      throw this.expired(e);
+    }
+    // At a revision, the list is of that revision (the store's header names its current one), as kube-apiserver's Exact.
+    return { items: r.kvs.map((kv) => this.decode(kv.value, kv.modRevision)), resourceVersion: (revision ?? r.revision).toString() };
   }
 
   /**
@@ -137,7 +181,12 @@ export class ObjectStore<T extends KubeObject> {
       else delete m.namespace;
       candidate.apiVersion = this.info.apiVersion;
       candidate.kind = this.info.kind;
+      this.fill(candidate);
       await prepare?.(candidate);
+      if (o.manager) {
+        delete m.managedFields;
+        this.manage(undefined, candidate, o);
+      }
       if (o.dryRun) {
         if (!generated && (await this.store.get(this.key(m.name)))) throw alreadyExistsError(this.info, m.name);
         return candidate;
@@ -172,7 +221,7 @@ export class ObjectStore<T extends KubeObject> {
     if (known && knownRv !== undefined && known.metadata.name === name && !o.dryRun && (wantRv === undefined || wantRv === knownRv)) {
       let next: T | undefined;
       try {
-        next = await this.change(known, knownRv, mutate, wantRv, pre.uid);
+        next = await this.change(known, knownRv, mutate, wantRv, pre.uid, o);
       } catch {
         next = undefined;
       }
@@ -191,7 +240,7 @@ export class ObjectStore<T extends KubeObject> {
       const kv = await this.store.get(this.key(name));
       if (!kv) throw notFoundError(this.info, name);
       const current = this.decode(kv.value, kv.modRevision);
-      const next = await this.change(current, kv.modRevision, mutate, wantRv, pre.uid);
+      const next = await this.change(current, kv.modRevision, mutate, wantRv, pre.uid, o);
       if (isDeepStrictEqual(next, current) || o.dryRun) return next;
       const encoded = this.encode(next);
       const r = await this.store.updateIfModRevision(this.key(name), encoded, kv.modRevision);
@@ -206,7 +255,7 @@ export class ObjectStore<T extends KubeObject> {
   }
 
   /** `current` (at `modRevision`) after the preconditions and `mutate`, identity fields kept. */
-  private async change(current: T, modRevision: bigint, mutate: (current: T) => T | Promise<T>, wantRv: bigint | undefined, uid: string | undefined): Promise<T> {
+  private async change(current: T, modRevision: bigint, mutate: (current: T) => T | Promise<T>, wantRv: bigint | undefined, uid: string | undefined, o: WriteOptions): Promise<T> {
     this.checkPreconditions(current, modRevision, wantRv, uid);
     const next = await mutate(structuredClone(current));
     const m = next.metadata;
@@ -218,6 +267,9 @@ export class ObjectStore<T extends KubeObject> {
     m.resourceVersion = current.metadata.resourceVersion;
     next.apiVersion = this.info.apiVersion;
     next.kind = this.info.kind;
+    this.fill(next);
+    // The entries change only with the object: a write that changes nothing leaves managedFields (and the store) alone.
+    if (o.manager && !isDeepStrictEqual(withoutManagedFields(next), withoutManagedFields(current))) this.manage(current, next, o);
     return next;
   }
 

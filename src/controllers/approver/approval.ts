@@ -11,8 +11,12 @@
 //   renewal    kubelet client certificate for node N, asked by node N itself (system:node:N in system:nodes), unless
 //              N's newest credential has been revoked.
 //   serving    kubelet serving certificate for node N, asked by node N itself, when every SAN (DNS and IP, at least one,
-//              no e-mail or URI) is an address on N's Node object (status.addresses).
-import { isIP } from 'node:net';
+//              no e-mail or URI) is one the control plane knows for N by itself: DNS N or N.<a DNS suffix of N's pool>,
+//              an IP N was seen connecting from (this request, or its recorded CSRs) or inside its pool's allowed ranges.
+//              Never what the node wrote (its Node's status.addresses), never the API server's names and addresses or
+//              the service network (the CA refuses those too, whoever approved), never another node's name.
+import { canonicalIp, inCidrs, reservedServingSan, type ServingReservations } from '../../ca/profiles.js';
+import { EXTRA_SOURCE_ADDRESS } from '../../apiserver/auth/authenticate.js';
 import {
   EXTRA_BOUND_NODE,
   EXTRA_TOKEN_CREATED,
@@ -29,6 +33,9 @@ import {
 import type { ParsedCsr } from '../../pki/index.js';
 import { credentialEntries, liveCredential, type NodeCredential } from '../node-credentials.js';
 import { subjectNode } from '../node-identity.js';
+import type { NodePoolPolicy } from '../node-pool-policy.js';
+
+export { canonicalIp };
 
 export const APPROVED_REASON = 'AutoApproved';
 /** Annotation the approver puts on a request it leaves for an administrator: why no rule approved it. */
@@ -49,7 +56,7 @@ export interface ApprovalFacts {
   request: Pick<ParsedCsr, 'subject' | 'sans'> | { error: string };
   /** The credential record of the node named in the request's subject (null: none). */
   credential: NodeCredential | null;
-  /** The Node object named in the request's subject (needed for serving requests; null: not registered). */
+  /** The Node object named in the request's subject (null: not registered). Its status.addresses are the node's own word: never a reason to approve. */
   node: Node | null;
   /**
    * Other CSRs for the same node's kubelet client certificate that are approved and not failed, and either not issued
@@ -57,6 +64,18 @@ export interface ApprovalFacts {
    */
   otherGrants: string[];
   now: Date;
+  /** For serving requests: what the control plane knows of the node by itself. */
+  serving?: ServingFacts;
+}
+
+/** What a serving request is judged by: facts the control plane holds, none written by the node. */
+export interface ServingFacts {
+  /** The node's pool (from its join), with the ranges and suffixes it allows; null when unknown or deleted. */
+  pool: NodePoolPolicy | null;
+  /** The request's DNS SANs that are the names of other nodes (a Node object or a credential record). */
+  otherNodes: string[];
+  /** The cluster's reserved names and addresses beyond the defaults (the API server's SANs), when the host gave them. */
+  reservations?: ServingReservations;
 }
 
 const CLIENT_USAGES = [
@@ -71,17 +90,6 @@ const SERVING_USAGES = [
 function usagesMatch(given: string[] | undefined, allowed: string[][]): boolean {
   const g = new Set(given ?? []);
   return allowed.some((a) => a.length === g.size && a.every((u) => g.has(u)));
-}
-
-/** IP addresses in one textual form, so that "::1" and "0:0:0:0:0:0:0:1" compare equal. */
-export function canonicalIp(ip: string): string | undefined {
-  const v = isIP(ip);
-  if (v === 0) return undefined;
-  try {
-    return new URL(v === 6 ? `http://[${ip}]/` : `http://${ip}/`).hostname.replace(/^\[|\]$/g, '');
-  } catch {
-    return undefined;
-  }
 }
 
 const pending = (message: string, rule?: ApprovalRule): ApprovalVerdict => ({ verdict: 'pending', message, ...(rule ? { rule } : {}) });
@@ -159,17 +167,44 @@ export function decideApproval(f: ApprovalFacts): ApprovalVerdict {
   if (sans.dns.length + sans.ip.length === 0) return pending(`a serving certificate needs at least one DNS name or IP address; ${ADMIN}`, 'serving');
   const newest = credentialEntries(f.credential)[0];
   if (newest?.revokedAt) return pending(`the newest client credential of node "${node}" was revoked at ${newest.revokedAt}; ${ADMIN}`, 'serving');
-  if (!f.node) return pending(`Node "${node}" is not registered, so its addresses are unknown; ${ADMIN}`, 'serving');
-  const addresses = f.node.status?.addresses ?? [];
-  // By value, whatever the address type says: a DNS SAN must be a recorded name, an IP SAN a recorded IP.
-  const dnsKnown = new Set(addresses.filter((a) => isIP(a.address) === 0).map((a) => a.address.toLowerCase()));
-  const ipKnown = new Set(addresses.map((a) => canonicalIp(a.address)).filter((a): a is string => a !== undefined));
-  const unknown = [
-    ...sans.dns.filter((d) => !dnsKnown.has(d.toLowerCase())).map((d) => `DNS ${d}`),
-    ...sans.ip.filter((ip) => !ipKnown.has(canonicalIp(ip) ?? `invalid:${ip}`)).map((ip) => `IP ${ip}`),
-  ];
+  const facts: ServingFacts = f.serving ?? { pool: null, otherNodes: [] };
+  const never = [...sans.dns.map((d) => reservedServingSan('DNS', d, facts.reservations)), ...sans.ip.map((ip) => reservedServingSan('IP', ip, facts.reservations))].filter(
+    (r): r is string => r !== undefined,
+  );
+  if (never.length) return pending(`${never.join('; ')}: never approved for a node (the CA refuses it too); ${ADMIN}`, 'serving');
+  if (facts.otherNodes.length) {
+    return pending(`${facts.otherNodes.map((d) => `DNS ${d}`).join(', ')} ${facts.otherNodes.length === 1 ? 'is the name' : 'are the names'} of another node; ${ADMIN}`, 'serving');
+  }
+  const pool = facts.pool;
+  const suffixes = pool?.dnsSuffixes ?? [];
+  const cidrs = pool?.allowedCidrs ?? [];
+  // Where the control plane has seen the node: this request's connection, and the CSRs its credentials came from.
+  const seen = new Set(
+    [spec.extra?.[EXTRA_SOURCE_ADDRESS]?.[0], ...credentialEntries(f.credential).map((e) => e.address)]
+      .filter((a): a is string => !!a)
+      .map((a) => canonicalIp(a))
+      .filter((a): a is string => a !== undefined),
+  );
+  const dnsOk = (d: string) => {
+    const l = d.toLowerCase();
+    return l === node || suffixes.some((s) => l === `${node}.${s}`);
+  };
+  const ipOk = (ip: string) => {
+    const c = canonicalIp(ip);
+    return c !== undefined && (seen.has(c) || inCidrs(c, cidrs));
+  };
+  const unknown = [...sans.dns.filter((d) => !dnsOk(d)).map((d) => `DNS ${d}`), ...sans.ip.filter((ip) => !ipOk(ip)).map((ip) => `IP ${ip}`)];
   if (unknown.length) {
-    return pending(`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not among the addresses of Node "${node}" (status.addresses); ${ADMIN}`, 'serving');
+    const where = [
+      `its name ${node}${suffixes.length ? ` or ${suffixes.map((s) => `${node}.${s}`).join(', ')}` : ''}`,
+      `the address${seen.size === 1 ? '' : 'es'} it was seen connecting from (${[...seen].join(', ') || 'none recorded'})`,
+      ...(cidrs.length ? [`its pool's ranges ${cidrs.join(', ')}`] : []),
+    ];
+    return pending(
+      `${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not known to the control plane as node "${node}"'s: a serving certificate is approved for ${where.join(', ')}` +
+        `${pool ? ` (node pool ${pool.name})` : ''}, never for what the node reports about itself; set the pool's --allowed-cidr / --dns-suffix, or ${ADMIN}`,
+      'serving',
+    );
   }
   const names = [...sans.dns.map((d) => `DNS ${d}`), ...sans.ip.map((ip) => `IP ${ip}`)].join(', ');
   return approve('serving', `serving certificate of node ${node} for its own addresses ${names}`);

@@ -21,9 +21,11 @@ import { Mutex } from '../../util/mutex.js';
 import { runInformer, type Informer } from '../loop/informer.js';
 import { runPeriodically, type Periodic } from '../loop/periodic.js';
 import { WorkQueue, type WorkResult } from '../loop/work-queue.js';
-import { credentialEntries, getNodeCredential } from '../node-credentials.js';
+import type { ServingReservations } from '../../ca/profiles.js';
+import { credentialEntries, getNodeCredential, isNodeName, type NodeCredential } from '../node-credentials.js';
 import { subjectNode } from '../node-identity.js';
-import { APPROVAL_NOTE_ANNOTATION, decideApproval, type ApprovalVerdict } from './approval.js';
+import { readNodePoolPolicy } from '../node-pool-policy.js';
+import { APPROVAL_NOTE_ANNOTATION, decideApproval, type ApprovalVerdict, type ServingFacts } from './approval.js';
 
 export interface ApproverDeps {
   csrs: CsrRegistry;
@@ -39,6 +41,8 @@ export interface ApproverDeps {
   onVerdict?: (name: string, v: ApprovalVerdict) => void;
   /** Requests decided at the same time (for different nodes); default 32. */
   concurrency?: number;
+  /** The cluster's reserved serving names beyond the defaults (the API server's SANs); the CA enforces them in any case. */
+  servingReservations?: ServingReservations;
 }
 
 /** What the approver keeps of each kubelet CSR it has seen. */
@@ -208,6 +212,18 @@ export class CsrApprover {
     return out.sort();
   }
 
+  /** What the control plane knows of node `node` for a serving request: its pool's policy, and which DNS SANs name other nodes. */
+  private async servingFacts(node: string, dns: string[], credential: NodeCredential | null): Promise<ServingFacts> {
+    const poolName = credentialEntries(credential).find((e) => e.pool)?.pool;
+    const pool = poolName ? await readNodePoolPolicy(this.d.store, poolName) : null;
+    const otherNodes: string[] = [];
+    for (const d of new Set(dns.map((x) => x.toLowerCase()))) {
+      if (d === node || !isNodeName(d)) continue;
+      if ((await this.d.nodes.objects.tryGet(d)) || (await getNodeCredential(this.d.store, d))) otherNodes.push(d);
+    }
+    return { pool, otherNodes, ...(this.d.servingReservations ? { reservations: this.d.servingReservations } : {}) };
+  }
+
   private async handle(name: string): Promise<WorkResult> {
     const hint = this.latest.get(name);
     if (hint) {
@@ -227,8 +243,18 @@ export class CsrApprover {
     const subject = 'error' in request ? undefined : subjectNode(request);
     const node = subject && 'node' in subject ? subject.node : undefined;
     const credential = node ? ((await getNodeCredential(store, node))?.record ?? null) : null;
-    const nodeObject = node && csr.spec.signerName === SIGNER_KUBELET_SERVING ? await nodes.objects.tryGet(node) : null;
-    const verdict = decideApproval({ csr, request, credential, node: nodeObject, otherGrants: node ? this.otherGrants(node, name, new Set(credentialEntries(credential).filter((e) => e.revokedAt).map((e) => e.serial))) : [], now: clock.now() });
+    const serving = csr.spec.signerName === SIGNER_KUBELET_SERVING;
+    const nodeObject = node && serving ? await nodes.objects.tryGet(node) : null;
+    const revoked = new Set(credentialEntries(credential).filter((e) => e.revokedAt).map((e) => e.serial));
+    const verdict = decideApproval({
+      csr,
+      request,
+      credential,
+      node: nodeObject,
+      otherGrants: node ? this.otherGrants(node, name, revoked) : [],
+      now: clock.now(),
+      ...(node && serving && !('error' in request) ? { serving: await this.servingFacts(node, request.sans.dns, credential) } : {}),
+    });
     try {
       if (verdict.verdict === 'approve') {
         const written = await csrs.decide(name, 'Approved', verdict.reason, verdict.message, { resourceVersion: csr.metadata.resourceVersion }, csr);

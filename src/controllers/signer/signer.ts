@@ -4,7 +4,9 @@
 // Never twice for one CSR: the CSR is read again right before the CA is asked and skipped once it holds a certificate;
 // one CSR is never handled twice at the same time; a certificate the CA issued but that could not be written yet is
 // kept and written on the next try instead of signing again; after a restart, issued CSRs are skipped.
+import { EXTRA_SOURCE_ADDRESS } from '../../apiserver/auth/authenticate.js';
 import {
+  GROUP_BOOTSTRAPPERS,
   SIGNER_KUBELET_CLIENT,
   isIssued,
   type CertificateSigningRequest,
@@ -21,7 +23,17 @@ import { runInformer, type Informer } from '../loop/informer.js';
 import { WorkQueue, type WorkResult } from '../loop/work-queue.js';
 import { NodeCredentialCache, recordNodeCredential } from '../node-credentials.js';
 import { subjectNode } from '../node-identity.js';
-import { chainPem, classifyCaError, signInputOf, signingAction, type CsrSigningBackend } from './signing.js';
+import { CA_RETRY_MS, SIGNING_NOTE_ANNOTATION, caWaitNote, chainPem, classifyCaError, signInputOf, signingAction, type CsrSigningBackend } from './signing.js';
+
+/**
+ * What the control plane itself saw of a kubelet client CSR: the pool of the bootstrap token (its group
+ * system:bootstrappers:<pool>) and the address the request came from (spec.extra, written by the API server).
+ */
+export function joinFactsOf(csr: Pick<CertificateSigningRequest, 'spec'>): { pool?: string; address?: string } {
+  const group = (csr.spec.groups ?? []).find((g) => g.startsWith(`${GROUP_BOOTSTRAPPERS}:`));
+  const address = csr.spec.extra?.[EXTRA_SOURCE_ADDRESS]?.[0];
+  return { ...(group ? { pool: group.slice(GROUP_BOOTSTRAPPERS.length + 1) } : {}), ...(address ? { address } : {}) };
+}
 
 export interface SignerDeps {
   csrs: CsrRegistry;
@@ -44,6 +56,9 @@ export class CsrSigner {
   private readonly recorded = new Map<string, string>();
   /** The node credential records this signer last wrote: its next write for a node starts from there. */
   private readonly credentials = new NodeCredentialCache();
+  /** CSRs the CA service could not sign, tried again together every CA_RETRY_MS (one batch call), whatever their backoff. */
+  private readonly waitingForCa = new Set<string>();
+  private caRetry: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: SignerDeps) {
     this.queue = new WorkQueue((name) => this.handle(name), { name: 'csr-signer', concurrency: d.concurrency, retryBaseMs: d.retryBaseMs, retryMaxMs: d.retryMaxMs, log: d.log });
@@ -81,6 +96,8 @@ export class CsrSigner {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.caRetry);
+    this.caRetry = undefined;
     await this.informer?.stop();
     await this.queue.stop();
   }
@@ -98,6 +115,10 @@ export class CsrSigner {
       return 'done';
     }
     if (action.action === 'skip') return 'done';
+    if (action.action === 'note') {
+      await this.note(csr, action.message);
+      return 'done';
+    }
 
     let issued = this.unwritten.get(name)?.issued;
     if (!issued) {
@@ -107,6 +128,10 @@ export class CsrSigner {
         const outcome = classifyCaError(e);
         if (outcome.outcome === 'retry') {
           log.warn({ csr: name, err: outcome.message }, 'CA service did not sign; trying again later');
+          // Said on the CSR, so the node waiting on it (and kubectl describe csr) can tell why; written once per cause.
+          const waiting = caWaitNote(outcome.message);
+          if (csr.metadata.annotations?.[SIGNING_NOTE_ANNOTATION] !== waiting) await this.note(csr, waiting);
+          this.retryWhenCaBack(name);
           return 'retry';
         }
         await this.markFailed(csr, outcome.reason, outcome.message);
@@ -163,6 +188,31 @@ export class CsrSigner {
     return 'retry';
   }
 
+  /**
+   * The work queue's backoff grows to minutes, and a CA down that long would keep a join waiting minutes after it is
+   * back: CSRs that failed for the CA are tried again every few seconds instead, all in one batch to the CA service.
+   */
+  private retryWhenCaBack(name: string): void {
+    this.waitingForCa.add(name);
+    this.caRetry ??= setTimeout(() => {
+      this.caRetry = undefined;
+      const names = [...this.waitingForCa];
+      this.waitingForCa.clear();
+      for (const n of names) this.queue.add(n);
+    }, CA_RETRY_MS);
+    this.caRetry.unref?.();
+  }
+
+  /** Writes why an approved CSR waits (no signer serves it); a conflict means the next event brings it back. */
+  private async note(csr: CertificateSigningRequest, message: string): Promise<void> {
+    try {
+      await this.d.csrs.update({ ...csr, metadata: { ...csr.metadata, annotations: { ...csr.metadata.annotations, [SIGNING_NOTE_ANNOTATION]: message } } });
+      this.d.log.info({ csr: csr.metadata.name, signer: csr.spec.signerName }, `approved, but waits: ${message}`);
+    } catch (e) {
+      if (!(e instanceof TrustplaneError && (e.reason === 'Conflict' || e.reason === 'NotFound'))) throw e;
+    }
+  }
+
   private async markFailed(csr: CertificateSigningRequest, reason: string, message: string): Promise<void> {
     try {
       await this.d.csrs.fail(csr.metadata.name, reason, message, { resourceVersion: csr.metadata.resourceVersion }, csr);
@@ -197,6 +247,8 @@ export class CsrSigner {
     }
     if (!node) return;
     const now = this.d.clock.now();
-    await recordNodeCredential(this.d.store, node, { serial, notAfter, generation, issuedAt: (issuedAt ?? now).toISOString(), csr: csr.metadata.name }, now, this.credentials);
+    const { pool, address } = joinFactsOf(csr);
+    const entry = { serial, notAfter, generation, issuedAt: (issuedAt ?? now).toISOString(), csr: csr.metadata.name, ...(pool ? { pool } : {}), ...(address ? { address } : {}) };
+    await recordNodeCredential(this.d.store, node, entry, now, this.credentials);
   }
 }

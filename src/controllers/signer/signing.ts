@@ -31,12 +31,32 @@ export type SigningAction =
   | { action: 'sign' }
   /** Issued a kubelet client certificate: make sure the node's credential record holds it. */
   | { action: 'record' }
+  /** Approved for a signer nobody in this cluster serves: it would wait forever in silence, so say so on the CSR. */
+  | { action: 'note'; message: string }
   | { action: 'skip'; why: string };
+
+/** Annotation on an approved CSR that no signer of this cluster will issue: why it waits. */
+export const SIGNING_NOTE_ANNOTATION = 'trustplane.io/signing-note';
+
+/** Why an approved CSR for `signer` waits: no signer of this cluster serves that name. */
+export function unservedSignerNote(signer: string): string {
+  const named = signer ? `signer ${JSON.stringify(signer)}` : 'an empty signer name';
+  return (
+    `no signer in this cluster serves ${named} (it serves ${CA_SIGNERS.join(', ')}); the request stays approved without a certificate ` +
+    'unless an external signer issues it, and the CSR cleaner deletes it 24 hours after creation; create a new request for one of those signers'
+  );
+}
 
 export function signingAction(csr: Pick<CertificateSigningRequest, 'spec' | 'status' | 'metadata'>): SigningAction {
   const c = csr as CertificateSigningRequest;
   const signer = c.spec?.signerName;
-  if (!CA_SIGNERS.includes(signer)) return { action: 'skip', why: `signer "${signer}" is not handled here` };
+  if (!CA_SIGNERS.includes(signer)) {
+    if (isApproved(c) && !isDenied(c) && !isFailed(c) && !isIssued(c)) {
+      const message = unservedSignerNote(signer ?? '');
+      if (c.metadata?.annotations?.[SIGNING_NOTE_ANNOTATION] !== message) return { action: 'note', message };
+    }
+    return { action: 'skip', why: `signer ${JSON.stringify(signer ?? '')} is not handled here` };
+  }
   if (isIssued(c)) return signer === SIGNER_KUBELET_CLIENT ? { action: 'record' } : { action: 'skip', why: 'already issued' };
   if (isDenied(c)) return { action: 'skip', why: 'denied' };
   if (isFailed(c)) return { action: 'skip', why: 'failed' };
@@ -52,6 +72,8 @@ export function signInputOf(csr: Pick<CertificateSigningRequest, 'spec'>): SignI
     csr: Buffer.from(s.request, 'base64').toString('utf8'),
     ...(s.expirationSeconds !== undefined && s.expirationSeconds !== null ? { expirationSeconds: s.expirationSeconds } : {}),
     ...(s.username ? { onBehalfOf: s.username } : {}),
+    // Always sent, empty when the CSR names none: the CA issues exactly what was asked, or refuses naming the usage.
+    usages: [...(s.usages ?? [])],
   };
 }
 
@@ -62,6 +84,14 @@ export function chainPem(issued: Pick<IssuedCertificate, 'certificate' | 'chain'
 
 /** Refusals: the CA looked at the request and will never sign it. Everything else may pass on a later try. */
 const FINAL: ReadonlySet<Reason> = new Set<Reason>(['Forbidden', 'Invalid', 'BadRequest', 'RequestEntityTooLarge', 'UnsupportedMediaType']);
+
+/** How often CSRs the CA service could not sign are tried again (see CsrSigner.retryWhenCaBack). */
+export const CA_RETRY_MS = 5000;
+
+/** The note on a CSR whose signing waits for the CA service; `why` names the CA and what failed. */
+export function caWaitNote(why: string): string {
+  return `waiting for the CA service: ${why}; the signer tries again every ${CA_RETRY_MS / 1000} s and issues the certificate once the CA answers`;
+}
 
 export type CaOutcome = { outcome: 'fail'; reason: string; message: string } | { outcome: 'retry'; message: string };
 

@@ -131,7 +131,7 @@ export class HollowNode {
   }
 
   private get servingSpec(): CertificateRequestSpec {
-    // The approver grants a serving certificate for exactly the Node's addresses.
+    // The approver grants a serving certificate for its own name and the address the control plane saw it connect from.
     return { kind: 'server', nodeName: this.name, sans: { dns: [this.name], ip: ['127.0.0.1'] } };
   }
 

@@ -126,7 +126,8 @@ export class Applier {
     // Results come in key order; any other target sorts ascending unless told otherwise (as etcd does).
     let order = req.sort_order;
     if (req.sort_target !== 'KEY' && order === 'NONE') order = 'ASCEND';
-    if (order !== 'NONE') {
+    // Only the two orders etcd knows sort; an unknown enum value (decoded as its number) leaves key order, as in etcd.
+    if (order === 'ASCEND' || order === 'DESCEND') {
       const cmp = sorter(req.sort_target);
       kvs.sort(order === 'ASCEND' ? cmp : (a, b) => cmp(b, a));
     }

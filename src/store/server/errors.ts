@@ -29,6 +29,11 @@ export const Errors = {
   requestTooLarge: e(status.INVALID_ARGUMENT, 'etcdserver: request is too large'),
   stopped: e(status.UNAVAILABLE, 'etcdserver: server stopped'),
   notLeader: e(status.FAILED_PRECONDITION, 'etcdserver: not leader'),
+  // etcd's NOSPACE answer; here it means the disk under the SQLite file is full (no quota of our own).
+  noSpace: e(status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
+  /** Not an etcd text (etcd stops on a read-only disk); worded like one so clients see it as a refusal before apply. */
+  readOnly: (path: string) =>
+    new EtcdRpcError(status.UNAVAILABLE, `etcdserver: write failed: the store's disk is read-only (${path}); nothing was applied`),
 };
 
 /** Watch cancel reasons (sent in WatchResponse.cancel_reason, not as a status). */

@@ -20,13 +20,17 @@ export function maintenanceService(core: StoreCore): grpc.UntypedServiceImplemen
         raftIndex: store.raftIndex,
         raftTerm: store.raftTerm,
         raftAppliedIndex: store.raftIndex,
-        errors: [],
+        errors: core.writes.noSpace ? [`memberID:${core.identity.memberId} alarm:NOSPACE`] : [],
         dbSizeInUse: size.inUse,
         isLearner: false,
       };
     }),
-    // No alarms are ever raised (no space quota); GET lists none and the others change nothing.
-    Alarm: unary((_req: AlarmRequest) => ({ header: core.header(), alarms: [] })),
+    // The one alarm is NOSPACE, raised while the disk is full (the last commit failed for space) and gone with the
+    // next commit that succeeds: unlike etcd's quota alarm it needs no disarm. ACTIVATE and DEACTIVATE change nothing.
+    Alarm: unary((_req: AlarmRequest) => ({
+      header: core.header(),
+      alarms: core.writes.noSpace ? [{ memberID: core.identity.memberId, alarm: 'NOSPACE' }] : [],
+    })),
     Defragment: unary(async () => {
       // Between batches, so no write transaction is open.
       await new Promise((r) => setImmediate(r));

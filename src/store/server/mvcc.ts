@@ -2,6 +2,7 @@
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { TrustplaneError } from '../../util/errors.js';
+import { preparePrivateDatabase } from '../../util/files.js';
 import { type KeyRange } from './key-range.js';
 import { NO_LEASE, type KeyValue, type StoreEvent } from './types.js';
 import { kvHead, leaseField } from './wire.js';
@@ -113,6 +114,8 @@ export class MvccStore {
 
   constructor(path: string, synchronous: Synchronous) {
     this.path = path;
+    // The database 0600 before SQLite opens it: its -wal and -shm are created with the database's mode.
+    preparePrivateDatabase(path);
     // A second server on the same file waits this long for the owner's lock before giving up.
     this.db = new Database(path, { timeout: 1000 });
     try {

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { createServer, type TLSSocket } from 'node:tls';
 import { pemDecodeAll } from '../../pki/pem.js';
+import { ListenerGuard, type ConnectionLimits } from '../../tls/listener-guard.js';
 import { serverOptions, type MinVersion } from '../../tls/policy.js';
 import { TrustplaneError } from '../../util/errors.js';
 
@@ -33,10 +34,13 @@ export function listenTls(
   where: { host: string; port: number },
   tls: TlsMaterial,
   onSecure: (socket: TLSSocket) => void,
+  limits?: ConnectionLimits,
 ): Promise<TlsListener> {
   const sockets = new Set<Socket>();
   const secure = new Set<TLSSocket>();
-  const server = createServer({ ...serverOptions({ ...tls, clientCert: 'require' }), ALPNProtocols: ['h2'] }, (socket) => {
+  // Handshakes have a deadline and connections a cap, so clients that never finish cannot hold the process's descriptors.
+  const guard = new ListenerGuard({ name: `store (etcd v3 API) on ${where.host}`, limits, tls: true, requests: 'none' });
+  const server = createServer({ ...serverOptions({ ...tls, clientCert: 'require' }), ALPNProtocols: ['h2'], handshakeTimeout: guard.limits.handshakeTimeoutMs }, (socket) => {
     secure.add(socket);
     socket.once('close', () => secure.delete(socket));
     onSecure(socket);
@@ -45,8 +49,8 @@ export function listenTls(
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  // Failed handshakes (no certificate, wrong CA, old protocol) are the client's problem; keep serving.
-  server.on('tlsClientError', () => undefined);
+  // Failed handshakes (no certificate, wrong CA, old protocol) are the client's problem; the guard destroys them.
+  guard.attach(server);
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(

@@ -1,4 +1,7 @@
 // Group commit: writes that arrive in the same turn of the event loop share one SQLite transaction and one fsync.
+import { status } from '@grpc/grpc-js';
+import { closeSync, openSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Applier, WriteOp } from './applier.js';
 import { Errors, EtcdRpcError } from './errors.js';
 import type { Lessor } from './lessor.js';
@@ -22,6 +25,8 @@ export class WriteQueue {
   private closed = false;
   /** Committed batches, for tests and status. */
   batches = 0;
+  /** The last commit failed for lack of disk space (etcd's NOSPACE alarm); cleared by the next commit that succeeds. */
+  noSpace = false;
 
   constructor(
     private readonly store: MvccStore,
@@ -64,12 +69,18 @@ export class WriteQueue {
         this.store.persistMeta();
       })();
     } catch (e) {
-      this.store.load();
-      this.lessor.reload();
-      const failure = new EtcdRpcError(13 /* INTERNAL */, `etcdserver: write failed: ${(e as Error).message}`);
+      const failure = commitFailure(e, this.store.path);
+      this.noSpace = failure.code === status.RESOURCE_EXHAUSTED;
+      try {
+        this.store.load();
+        this.lessor.reload();
+      } catch {
+        // Reads of a full or read-only disk still work; if even they fail, the next batch reloads again.
+      }
       for (const p of batch) p.reject(failure);
       return;
     }
+    this.noSpace = false;
     this.batches += 1;
     const events = this.store.takeEvents();
     batch.forEach((p, i) => {
@@ -83,5 +94,32 @@ export class WriteQueue {
   close(): void {
     this.flush();
     this.closed = true;
+  }
+}
+
+/**
+ * What a client is told when a batch did not commit. A full disk (SQLITE_FULL) and a read-only one (EROFS, seen as
+ * SQLITE_READONLY or a failed write) stop SQLite before the commit record is on disk, so nothing was applied and the
+ * client may retry once space or write access returns; any other failure (a failed fsync) may have reached the disk.
+ */
+function commitFailure(e: unknown, dbPath: string): EtcdRpcError {
+  const code = String((e as { code?: unknown }).code ?? '');
+  if (code === 'SQLITE_FULL') return Errors.noSpace();
+  if (code.startsWith('SQLITE_READONLY') || ((code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR') && readOnlyDir(dbPath))) return Errors.readOnly(dirname(dbPath));
+  return new EtcdRpcError(status.INTERNAL, `etcdserver: write failed: ${(e as Error).message}`);
+}
+
+/**
+ * Whether the store's directory refuses writes with EROFS. access(2) is not enough: after an I/O error ext4 turns itself
+ * read-only ("emergency_ro") while access(W_OK) still succeeds, so this tries to create a file, as SQLite would write.
+ */
+function readOnlyDir(dbPath: string): boolean {
+  const probe = join(dirname(dbPath), `.write-probe-${process.pid}`);
+  try {
+    closeSync(openSync(probe, 'w'));
+    unlinkSync(probe);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EROFS';
   }
 }

@@ -2,13 +2,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
+import { ManualClock, type Clock } from '../../../src/util/clock.js';
+import { waitFor } from '../../../src/util/wait.js';
 import { removeDir, startTestStore, type TestStore } from './helpers.js';
 
 describe('store server with the etcd3 npm client', () => {
+  // The store runs on a clock the test moves; its reads are counted: the lease expiry check reads it every 20 ms.
+  const clock = new ManualClock(Date.now());
+  let serverReads = 0;
+  const serverClock: Clock = { now: () => (serverReads++, clock.now()) };
   let t: TestStore;
   let client: Etcd3;
   before(async () => {
-    t = await startTestStore();
+    t = await startTestStore({ clock: serverClock });
     client = new Etcd3({
       hosts: t.server.endpoint,
       credentials: { rootCertificate: Buffer.from(t.pki.ca.cert), certChain: Buffer.from(t.pki.client.cert), privateKey: Buffer.from(t.pki.client.key) },
@@ -32,9 +38,17 @@ describe('store server with the etcd3 npm client', () => {
 
   it('a lease keeps its key while kept alive and drops it when revoked', async () => {
     const lease = client.lease(2);
+    let renewals = 0;
+    lease.on('keepaliveSucceeded', () => renewals++);
     await lease.put('n/leased').value('v');
-    // Longer than the TTL: etcd3 keeps the lease alive in the background.
-    await new Promise((r) => setTimeout(r, 2500));
+    // etcd3 renews by itself (every TTL/3). After each renewal the store's clock moves 1.5 s: three of them take it
+    // 4.5 s past the grant, more than twice the TTL, so only the renewals can have kept the key.
+    for (let i = 1; i <= 3; i++) {
+      await waitFor(`etcd3's renewal ${i}`, () => renewals >= i, 10_000, 10);
+      clock.advance(1500);
+    }
+    const readsBefore = serverReads;
+    await waitFor('the expiry check to look at the moved clock', () => serverReads - readsBefore >= 10, 5000, 10);
     assert.equal(await client.get('n/leased').string(), 'v');
     await lease.revoke();
     assert.equal(await client.get('n/leased').string(), null);

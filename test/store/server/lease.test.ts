@@ -2,15 +2,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { ManualClock } from '../../../src/util/clock.js';
+import { ManualClock, type Clock } from '../../../src/util/clock.js';
 import { waitFor } from '../../../src/util/wait.js';
 import { b, prefixEnd, removeDir, startTestStore, str, type Msg, type TestStore } from './helpers.js';
 
 describe('store server Lease', () => {
   const clock = new ManualClock(Date.parse('2030-01-01T00:00:00Z'));
+  // The server's view of the test's clock, counting its reads: the expiry check reads it every 20 ms (leaseCheckMs), so
+  // many reads after a move mean the check has looked at the moved clock.
+  let serverReads = 0;
+  const serverClock: Clock = { now: () => (serverReads++, clock.now()) };
   let t: TestStore;
   before(async () => {
-    t = await startTestStore({ clock });
+    t = await startTestStore({ clock: serverClock });
   });
   after(async () => {
     await t.close();
@@ -98,8 +102,12 @@ describe('store server Lease', () => {
     await t.client.put({ key: b('ex/k'), value: b('v'), lease: g.ID });
     const rev = Number((await t.client.range({ key: b('ex/k') })).header.revision);
     clock.advance(4_000);
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await t.client.range({ key: b('ex/k') })).kvs.length, 1, 'not expired before its TTL');
+    const readsBefore = serverReads;
+    await waitFor('the expiry check to look at the moved clock', () => serverReads - readsBefore >= 10, 5000, 10);
+    const still = await t.client.range({ key: b('ex/k') });
+    assert.equal(still.kvs.length, 1, 'not expired before its TTL');
+    assert.equal(still.header.revision, String(rev), 'no revoke happened');
+    assert.equal((await ttl(empty.ID)).TTL, '1', 'the empty lease is still there too');
     clock.advance(1_500);
     await waitFor('lease expiry', async () => (await t.client.range({ key: b('ex/k') })).kvs.length === 0, 5000, 20);
     await waitFor('empty lease expiry', async () => (await ttl(empty.ID)).TTL === '-1', 5000, 20);
