@@ -1,7 +1,7 @@
 // Signer profiles: the CA service's policy, as data, and the pure decision of what a CSR may become.
 import { BlockList, isIP } from 'node:net';
 import type { AuthorityKind } from './authority.js';
-import { decodeExtKeyUsage } from '../pki/extensions.js';
+import { decodeExtKeyUsage, EKU_OIDS } from '../pki/extensions.js';
 import { claimsNodeIdentity, nodeOfSubject, NODE_USER_PREFIX, NODES_GROUP } from '../pki/node-identity.js';
 import { OID } from '../pki/oids.js';
 import {
@@ -379,15 +379,6 @@ export function usagesOf(profile: SignerProfile, asked: readonly string[] | unde
   return { keyUsage: keyUsage.length ? keyUsage : ['digitalSignature'], extKeyUsage };
 }
 
-const EKU_OID_OF: Record<ExtKeyUsage, string> = {
-  serverAuth: OID.serverAuth,
-  clientAuth: OID.clientAuth,
-  codeSigning: OID.codeSigning,
-  emailProtection: OID.emailProtection,
-  timeStamping: OID.timeStamping,
-  OCSPSigning: OID.OCSPSigning,
-};
-
 /**
  * Why the CSR's own extensions ask for more than the certificate will carry, or undefined. A request for keyCertSign,
  * or for an extended usage the signer does not issue, is refused by name rather than silently dropped.
@@ -410,7 +401,7 @@ function requestedExtensionsProblem(csr: ParsedCsr, keyUsage: KeyUsage[], extKey
     }
     if (oids.includes(OID.anyExtendedKeyUsage)) return `CSR requests extended key usage anyExtendedKeyUsage; no signer issues it`;
     // Usages without a name here (code signing OIDs of other vendors...) are never issued either.
-    const unnamed = oids.filter((oid) => !names.some((n) => EKU_OID_OF[n] === oid));
+    const unnamed = oids.filter((oid) => !names.some((n) => EKU_OIDS[n] === oid));
     if (unnamed.length) return `CSR requests extended key usage ${unnamed[0]}, which ${signer} does not issue`;
     const extra = names.filter((n) => !extKeyUsage.includes(n));
     if (extra.length) return `CSR requests extended key usage ${extra.join(', ')}, which ${signer} does not issue with these usages (it issues ${extKeyUsage.join(', ') || 'none'})`;

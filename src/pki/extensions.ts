@@ -119,7 +119,8 @@ export function decodeKeyUsage(value: Buffer, context: string): KeyUsage[] {
 
 // ---- extended key usage ----
 
-const EKU_OIDS: Record<ExtKeyUsage, string> = {
+/** The OID of each extended key usage trustplane names. */
+export const EKU_OIDS: Readonly<Record<ExtKeyUsage, string>> = {
   serverAuth: OID.serverAuth,
   clientAuth: OID.clientAuth,
   codeSigning: OID.codeSigning,

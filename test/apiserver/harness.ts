@@ -45,7 +45,16 @@ let seq = 0;
 
 /** Runs kubectl (`binary`, default /usr/bin/kubectl) with this kubeconfig and cache dir; killed by PID after timeoutMs. */
 export function runKubectl(kubeconfig: string, args: string[], o: { input?: string; timeoutMs?: number; cacheDir: string; binary?: string }): Promise<KubectlResult> {
-  const child = spawn(o.binary ?? KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', o.cacheDir, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HOME: o.cacheDir } });
+  return runCommand(o.binary ?? KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', o.cacheDir, ...args], { input: o.input, timeoutMs: o.timeoutMs, env: { HOME: o.cacheDir } });
+}
+
+/** Runs any command with `input` on its stdin and `env` over this process's; killed by PID after timeoutMs (default 30 s). */
+export function runCommand(cmd: string, args: string[], o: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; onSpawnError?: string } = {}): Promise<KubectlResult> {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
+  if (o.onSpawnError) {
+    const hint = o.onSpawnError;
+    child.on('error', (e) => child.stderr!.emit('data', `${hint}: ${e.message}`));
+  }
   return collect(child, o.input, o.timeoutMs ?? 30_000);
 }
 

@@ -10,7 +10,7 @@ import { startApiServer, type RunningApiServer } from '../../src/apiserver/index
 import { startNodeEndpoint, type NodeEndpoint } from '../../src/node/endpoint.js';
 import { waitFor } from '../../src/util/wait.js';
 import { opensslCsr } from '../helpers/openssl.js';
-import { call, csrManifest, startTestCluster, writeIn, type TestCluster } from './harness.js';
+import { call, csrManifest, runCommand, startTestCluster, writeIn, type TestCluster } from './harness.js';
 
 interface H2Answer {
   status: number;
@@ -33,20 +33,7 @@ function h2(session: http2.ClientHttp2Session, method: string, path: string, bod
   });
 }
 
-function run(cmd: string, args: string[], timeoutMs = 20_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const run = (cmd: string, args: string[], timeoutMs = 20_000) => runCommand(cmd, args, { timeoutMs });
 
 describe('API server: HTTP/2 and HTTP/1.1 on one port', () => {
   let c: TestCluster;

@@ -1,7 +1,6 @@
 // A client library nobody here wrote: Debian's ruby-kubeclient runs the CSR flow (list nodes, create, approve through
 // /approval, watch until the signer issues, delete) against a real API server with the CSR controllers and CA service.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,26 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
 import { opensslCsr } from '../helpers/openssl.js';
 import { startSigningCa, type SigningCa } from '../controllers/helpers.js';
-import { call, startTestCluster, type TestCluster } from './harness.js';
+import { call, runCommand, startTestCluster, type TestCluster } from './harness.js';
 
 /** The script lives in the source tree (test/apiserver/ruby), not in dist. */
 const SCRIPT = join(fileURLToPath(new URL('.', import.meta.url)), '../../../test/apiserver/ruby/csr-flow.rb');
 
-function runRuby(args: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn('ruby', [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => (stderr += `could not run ruby (is ruby-kubeclient installed? .ci/run installs it): ${e.message}`));
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const runRuby = (args: string[], timeoutMs: number) =>
+  runCommand('ruby', [SCRIPT, ...args], { timeoutMs, onSpawnError: 'could not run ruby (is ruby-kubeclient installed? .ci/run installs it)' });
 
 describe('ruby-kubeclient', () => {
   let c: TestCluster;

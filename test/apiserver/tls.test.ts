@@ -1,6 +1,5 @@
 // TLS and certificate authentication: old protocol versions, foreign CAs, wrong purposes, expiry by the clock, CA and cert reloads.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
@@ -9,24 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { parseMinVersion } from '../../src/tls/policy.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { makeOpensslCa, type OpensslCa } from '../helpers/openssl-certs.js';
-import { handshakeAt, negotiated, PROTOCOL_VERSION_ALERT, startFloorServer } from '../helpers/tls-floor.js';
+import { assertFloor, sClient } from '../helpers/tls-floor.js';
 import { call, startTestCluster, type TestCluster } from './harness.js';
-
-/** openssl s_client, asynchronously: the server under test runs in this process's event loop. */
-function sClient(port: number, args: string[]): Promise<{ status: number | null; output: string }> {
-  const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  child.stdin.end();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, output });
-    });
-  });
-}
 
 /** GET over a given agent (a kept-alive connection). */
 function getWith(agent: Agent, url: string, path: string): Promise<{ status: number; reused: boolean }> {
@@ -142,39 +125,11 @@ describe('TLS and client certificates', () => {
 });
 
 describe('API server TLS floor, with Node\'s own floor lowered to TLS 1.0 in the server\'s process', () => {
-  it('the default floor: TLS 1.0 and 1.1 get a protocol_version alert; 1.2 and 1.3 are served', async () => {
-    const s = await startFloorServer({ server: 'apiserver' });
-    try {
-      assert.equal(s.nodeDefaultMinVersion, 'TLSv1', 'Node\'s floor in the child was not lowered: this test would prove nothing');
-      for (const v of ['TLSv1', 'TLSv1.1'] as const) {
-        const r = await handshakeAt(s, v);
-        assert.equal(negotiated(r.output), undefined, `${v} was accepted:\n${r.output}`);
-        assert.match(r.output, PROTOCOL_VERSION_ALERT, `${v} was not refused for its version:\n${r.output}`);
-      }
-      for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
-        const r = await handshakeAt(s, v);
-        assert.equal(r.status, 0, r.output);
-        assert.equal(negotiated(r.output), v, r.output);
-        assert.match(r.output, /Verify return code: 0 \(ok\)/);
-      }
-    } finally {
-      await s.stop();
-    }
-  });
+  it('the default floor: TLS 1.0 and 1.1 get a protocol_version alert; 1.2 and 1.3 are served', () =>
+    assertFloor({ server: 'apiserver' }, ['TLSv1', 'TLSv1.1'], ['TLSv1.2', 'TLSv1.3'], []));
 
-  it('minVersion TLSv1.3: a TLS 1.2 client gets a protocol_version alert; 1.3 is served', async () => {
-    const s = await startFloorServer({ server: 'apiserver', minVersion: 'TLSv1.3' });
-    try {
-      const v12 = await handshakeAt(s, 'TLSv1.2');
-      assert.equal(negotiated(v12.output), undefined, `TLS 1.2 was accepted:\n${v12.output}`);
-      assert.match(v12.output, PROTOCOL_VERSION_ALERT, v12.output);
-      const v13 = await handshakeAt(s, 'TLSv1.3');
-      assert.equal(v13.status, 0, v13.output);
-      assert.equal(negotiated(v13.output), 'TLSv1.3', v13.output);
-    } finally {
-      await s.stop();
-    }
-  });
+  it('minVersion TLSv1.3: a TLS 1.2 client gets a protocol_version alert; 1.3 is served', () =>
+    assertFloor({ server: 'apiserver', minVersion: 'TLSv1.3' }, ['TLSv1.2'], ['TLSv1.3'], []));
 });
 
 describe('parseMinVersion: the --tls-min-version value of serve, ca serve and store serve', () => {

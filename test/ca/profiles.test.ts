@@ -5,23 +5,14 @@ import { decide, PROFILES, type Caller } from '../../src/ca/profiles.js';
 import { encodeExtKeyUsage } from '../../src/pki/extensions.js';
 import { OID } from '../../src/pki/oids.js';
 import type { Name, ParsedCsr } from '../../src/pki/types.js';
+import { parsedCsrOf } from '../pki/helpers.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
 const issuerNotAfter = new Date('2030-01-01T00:00:00Z');
 const fleet: Caller = { role: 'fleet', name: 'fleet:admin' };
 const clusterA: Caller = { role: 'cluster', name: 'cluster:a', cluster: 'a' };
 
-function csr(subject: Name, extra: Partial<ParsedCsr> = {}): ParsedCsr {
-  return {
-    der: Buffer.alloc(0),
-    subject,
-    publicKey: Buffer.from('spki'),
-    keyAlgorithm: { kind: 'ec', curve: 'P-256' },
-    extensions: [],
-    sans: { dns: [], ip: [], uri: [], email: [] },
-    ...extra,
-  };
-}
+const csr = parsedCsrOf;
 const node = (n: string) => csr([{ type: 'CN', value: `system:node:${n}` }, { type: 'O', value: 'system:nodes' }]);
 const KUBELET = 'kubernetes.io/kube-apiserver-client-kubelet';
 const SERVING = 'kubernetes.io/kubelet-serving';

@@ -7,6 +7,7 @@
 //
 // Node 20 refuses TLS 1.0/1.1 by itself, so a test in the test runner's own process passes whether or not the
 // project sets minVersion; here Node's floor is down and only the project's stands between a client and TLS 1.0.
+import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
@@ -102,3 +103,26 @@ export function negotiated(output: string): string | undefined {
 
 /** What s_client printed for a refusal by version: the server's protocol_version alert (70), not any other failure. */
 export const PROTOCOL_VERSION_ALERT = /alert protocol version/;
+
+/**
+ * The whole check, for one server kind: in a child with Node's floor at TLS 1.0, every `refused` version gets the
+ * protocol_version alert and every `served` one is negotiated with the chain verified. `extra` e.g. ['-alpn', 'h2'].
+ */
+export async function assertFloor(setup: FloorSetup, refused: ProtocolVersion[], served: ProtocolVersion[], extra: string[] = []): Promise<void> {
+  const s = await startFloorServer(setup);
+  try {
+    assert.equal(s.nodeDefaultMinVersion, 'TLSv1', "Node's floor in the child was not lowered: this test would prove nothing");
+    for (const v of refused) {
+      const r = await handshakeAt(s, v, extra);
+      assert.equal(negotiated(r.output), undefined, `${v} was accepted:\n${r.output}`);
+      assert.match(r.output, PROTOCOL_VERSION_ALERT, `${v} was not refused for its version:\n${r.output}`);
+    }
+    for (const v of served) {
+      const r = await handshakeAt(s, v, extra);
+      assert.equal(negotiated(r.output), v, r.output);
+      assert.match(r.output, /Verify return code: 0 \(ok\)/, r.output);
+    }
+  } finally {
+    await s.stop();
+  }
+}

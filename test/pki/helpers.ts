@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildCertificate, issuerOf, parseCertificate, selfSignedCa, softSigner } from '../../src/pki/index.js';
-import type { CertificateTemplate, KeyAlgorithm, Name, ParsedCertificate, Signer } from '../../src/pki/types.js';
+import type { CertificateTemplate, KeyAlgorithm, Name, ParsedCertificate, ParsedCsr, Signer } from '../../src/pki/types.js';
 import { TrustplaneError } from '../../src/util/errors.js';
 
 export const ALGORITHMS: readonly KeyAlgorithm[] = [
@@ -142,4 +142,17 @@ export async function refusesAsync(fn: () => Promise<unknown>, re: RegExp): Prom
   assert.ok(caught instanceof TrustplaneError, `expected a TrustplaneError matching ${re}, got ${String(caught)}`);
   assert.match(caught.message, re);
   return caught;
+}
+
+/** A parsed CSR with this subject and nothing else (no SANs, no extensions), for policy decisions that never verify it. */
+export function parsedCsrOf(subject: Name, extra: Partial<ParsedCsr> = {}): ParsedCsr {
+  return {
+    der: Buffer.alloc(0),
+    subject,
+    publicKey: Buffer.from('spki'),
+    keyAlgorithm: { kind: 'ec', curve: 'P-256' },
+    extensions: [],
+    sans: { dns: [], ip: [], uri: [], email: [] },
+    ...extra,
+  };
 }

@@ -12,6 +12,7 @@ import { subjectNode } from '../../src/controllers/index.js';
 import { checkNodeName } from '../../src/node/agent.js';
 import { buildCertificate, generateKeyPair, nodeOfSubject, pemEncode, selfSignedCa, SIGNER_KUBELET_CLIENT, type Name, type ParsedCsr } from '../../src/pki/index.js';
 import type { Store } from '../../src/store/client.js';
+import { parsedCsrOf } from './helpers.js';
 import { nodeNameOf as tunnelNodeOf } from '../../src/tunnel/identity.js';
 
 interface Case {
@@ -49,14 +50,7 @@ const CASES: Case[] = [
   { what: 'two CNs', subject: [o('system:nodes'), cn('system:node:n1'), cn('system:node:n2')], node: null },
 ];
 
-const csrOf = (subject: Name): ParsedCsr => ({
-  der: Buffer.alloc(0),
-  subject,
-  publicKey: Buffer.from('spki'),
-  keyAlgorithm: { kind: 'ec', curve: 'P-256' },
-  extensions: [],
-  sans: { dns: [], ip: [], uri: [], email: [] },
-});
+const csrOf = (subject: Name): ParsedCsr => parsedCsrOf(subject);
 
 /** The user a certificate with this subject would be: CN as name, each O a group (as authentication builds it). */
 const userOf = (subject: Name): UserInfo => {

@@ -8,7 +8,7 @@ import { NodeHttpsAgent, startTunnelAgent, type TunnelAgent } from '../../src/tu
 import { ALPN } from '../../src/tunnel/protocol.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { waitFor } from '../../src/util/wait.js';
-import { handshakeAt, negotiated, PROTOCOL_VERSION_ALERT, startFloorServer } from '../helpers/tls-floor.js';
+import { assertFloor } from '../helpers/tls-floor.js';
 import { clusterPki, collect, fetchVia, sClient, startNodeEndpoint, startTunnel, type ClusterPki, type Issued, type Tunnel } from './helpers.js';
 
 describe('tunnel authentication', () => {
@@ -215,35 +215,11 @@ describe('tunnel authentication', () => {
 });
 
 describe('tunnel server TLS floor, with Node\'s own floor lowered to TLS 1.0 in the server\'s process', () => {
-  it('the default floor: TLS 1.0 and 1.1 get a protocol_version alert; 1.2 with a node certificate negotiates', async () => {
-    const s = await startFloorServer({ server: 'tunnel' });
-    try {
-      assert.equal(s.nodeDefaultMinVersion, 'TLSv1', 'Node\'s floor in the child was not lowered: this test would prove nothing');
-      for (const v of ['TLSv1', 'TLSv1.1'] as const) {
-        const r = await handshakeAt(s, v);
-        assert.equal(negotiated(r.output), undefined, `${v} was accepted:\n${r.output}`);
-        assert.match(r.output, PROTOCOL_VERSION_ALERT, `${v} was not refused for its version:\n${r.output}`);
-      }
-      const v12 = await handshakeAt(s, 'TLSv1.2', ['-alpn', ALPN]);
-      assert.equal(negotiated(v12.output), 'TLSv1.2', v12.output);
-      assert.match(v12.output, /Verify return code: 0 \(ok\)/);
-    } finally {
-      await s.stop();
-    }
-  });
+  it('the default floor: TLS 1.0 and 1.1 get a protocol_version alert; 1.2 with a node certificate negotiates', () =>
+    assertFloor({ server: 'tunnel' }, ['TLSv1', 'TLSv1.1'], ['TLSv1.2'], ['-alpn', ALPN]));
 
-  it('minVersion TLSv1.3: a TLS 1.2 client gets a protocol_version alert; 1.3 negotiates', async () => {
-    const s = await startFloorServer({ server: 'tunnel', minVersion: 'TLSv1.3' });
-    try {
-      const v12 = await handshakeAt(s, 'TLSv1.2', ['-alpn', ALPN]);
-      assert.equal(negotiated(v12.output), undefined, `TLS 1.2 was accepted:\n${v12.output}`);
-      assert.match(v12.output, PROTOCOL_VERSION_ALERT, v12.output);
-      const v13 = await handshakeAt(s, 'TLSv1.3', ['-alpn', ALPN]);
-      assert.equal(negotiated(v13.output), 'TLSv1.3', v13.output);
-    } finally {
-      await s.stop();
-    }
-  });
+  it('minVersion TLSv1.3: a TLS 1.2 client gets a protocol_version alert; 1.3 negotiates', () =>
+    assertFloor({ server: 'tunnel', minVersion: 'TLSv1.3' }, ['TLSv1.2'], ['TLSv1.3'], ['-alpn', ALPN]));
 });
 
 async function serverTls(pki: ClusterPki) {

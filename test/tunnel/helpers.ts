@@ -1,5 +1,5 @@
 // Shared pieces of the tunnel tests: a cluster PKI from src/pki, a node HTTPS endpoint served through the tunnel, a GET helper.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, request, type Agent, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -224,17 +224,7 @@ export function collect(emitter: { on(e: string, f: (...a: any[]) => void): unkn
 }
 
 /** openssl s_client against a port, asynchronously (the server under test runs in this process's event loop). */
-export async function sClient(port: number, args: string[]): Promise<{ status: number | null; output: string }> {
-  const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  child.stdin.end();
-  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const [status] = (await once(child, 'close')) as [number | null];
-  clearTimeout(t);
-  return { status, output };
-}
+export { sClient } from '../helpers/tls-floor.js';
 
 export interface Peer {
   proc: ChildProcess;

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { handshakeAt, negotiated, PROTOCOL_VERSION_ALERT, startFloorServer } from '../../helpers/tls-floor.js';
+import { assertFloor } from '../../helpers/tls-floor.js';
 import { b, makePki, rawClient, removeDir, startTestStore, type Pki, type TestStore } from './helpers.js';
 
 /** openssl s_client against the store; resolves with its exit code and everything it printed. */
@@ -105,35 +105,11 @@ describe('store server TLS', () => {
 });
 
 describe('store server TLS floor, with Node\'s own floor lowered to TLS 1.0 in the server\'s process', () => {
-  it('the default floor: TLS 1.0 and 1.1 get a protocol_version alert; 1.2 with a certificate negotiates', async () => {
-    const s = await startFloorServer({ server: 'store' });
-    try {
-      assert.equal(s.nodeDefaultMinVersion, 'TLSv1', 'Node\'s floor in the child was not lowered: this test would prove nothing');
-      for (const v of ['TLSv1', 'TLSv1.1'] as const) {
-        const r = await handshakeAt(s, v);
-        assert.equal(negotiated(r.output), undefined, `${v} was accepted:\n${r.output}`);
-        assert.match(r.output, PROTOCOL_VERSION_ALERT, `${v} was not refused for its version:\n${r.output}`);
-      }
-      const v12 = await handshakeAt(s, 'TLSv1.2', ['-alpn', 'h2']);
-      assert.equal(negotiated(v12.output), 'TLSv1.2', v12.output);
-      assert.match(v12.output, /Verify return code: 0 \(ok\)/);
-    } finally {
-      await s.stop();
-    }
-  });
+  it('the default floor: TLS 1.0 and 1.1 get a protocol_version alert; 1.2 with a certificate negotiates', () =>
+    assertFloor({ server: 'store' }, ['TLSv1', 'TLSv1.1'], ['TLSv1.2'], ['-alpn', 'h2']));
 
-  it('minVersion TLSv1.3: a TLS 1.2 client gets a protocol_version alert; 1.3 negotiates', async () => {
-    const s = await startFloorServer({ server: 'store', minVersion: 'TLSv1.3' });
-    try {
-      const v12 = await handshakeAt(s, 'TLSv1.2', ['-alpn', 'h2']);
-      assert.equal(negotiated(v12.output), undefined, `TLS 1.2 was accepted:\n${v12.output}`);
-      assert.match(v12.output, PROTOCOL_VERSION_ALERT, v12.output);
-      const v13 = await handshakeAt(s, 'TLSv1.3', ['-alpn', 'h2']);
-      assert.equal(negotiated(v13.output), 'TLSv1.3', v13.output);
-    } finally {
-      await s.stop();
-    }
-  });
+  it('minVersion TLSv1.3: a TLS 1.2 client gets a protocol_version alert; 1.3 negotiates', () =>
+    assertFloor({ server: 'store', minVersion: 'TLSv1.3' }, ['TLSv1.2'], ['TLSv1.3'], ['-alpn', 'h2']));
 });
 
 describe('store server start-up refusals', () => {
