@@ -6,11 +6,13 @@ import { createSecureContext } from 'node:tls';
 import type { Store } from '../store/client.js';
 import { ListenerGuard, type ConnectionLimits, type GuardStats } from '../tls/listener-guard.js';
 import { serverOptions } from '../tls/policy.js';
+import type { ObservedClients } from '../tls/observed-clients.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { invalid } from '../util/errors.js';
 import { adapters } from './api/adapters.js';
 import { OpenApi } from './api/openapi.js';
 import { createHandler } from './api/router.js';
+import { TpmAttestationEndpoint } from './api/tpm-attestation.js';
 import { TRUST_BUNDLE_HEADER, trustHeaderValue, type ClusterInfo } from './api/cluster-info.js';
 import { Authenticator, parseTrustBundle } from './auth/authenticate.js';
 import { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
@@ -52,6 +54,8 @@ export interface ApiServerOptions {
   nodeTransport?: () => Agent | undefined;
   /** Handshake and idle timeouts, connection caps; defaults in DEFAULT_CONNECTION_LIMITS. */
   limits?: ConnectionLimits;
+  /** Records, per request with an accepted client certificate, its user and issuing CA key (observed clients). */
+  observed?: ObservedClients;
   /** Where the listener's rate-limited warnings (a cap biting, handshakes timing out) go; default standard error. */
   log?: (msg: string, fields: Record<string, unknown>) => void;
 }
@@ -94,22 +98,28 @@ function dropHopByHopHeaders(res: http2.Http2ServerResponse): void {
     typeof a === 'string' ? writeHead(code, a, withoutHopByHop(b as OutgoingHttpHeaders)) : writeHead(code, withoutHopByHop(a as OutgoingHttpHeaders))) as typeof res.writeHead;
 }
 
+/** Audit lines of the TPM attestation endpoint when no log is given: JSON on standard error, the host log. */
+function auditToStderr(msg: string, fields: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...fields })}\n`);
+}
+
 export async function startApiServer(o: ApiServerOptions): Promise<RunningApiServer> {
   const clock = o.clock ?? systemClock;
   const host = o.host ?? '127.0.0.1';
-  const authenticator = new Authenticator(o.clientCa, o.store, clock, o.isRevoked);
+  const authenticator = new Authenticator(o.clientCa, o.store, clock, o.isRevoked, o.observed);
   const material = { cert: o.tls.cert, key: o.tls.key, ca: o.clientCa, minVersion: o.tls.minVersion };
   const tlsOptions = () => serverOptions({ ...material, clientCert: 'request' });
   // Fails here, with the reason, rather than on the first handshake.
   createSecureContext(tlsOptions());
 
   const watches = new Set<() => void>();
+  const registries = o.registries ?? createRegistries(o.store, clock);
   let port = 0;
   const handler = createHandler({
     cluster: o.cluster,
     clock,
     authenticator,
-    adapters: adapters(o.store, o.registries ?? createRegistries(o.store, clock)),
+    adapters: adapters(o.store, registries),
     openapi: new OpenApi(),
     maxBodyBytes: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     serverAddress: () => `${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -119,6 +129,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     },
     clusterInfo: o.clusterInfo,
     nodeTransport: o.nodeTransport,
+    tpmAttestation: new TpmAttestationEndpoint({ cluster: o.cluster, store: o.store, csrs: registries.csrs, clock, audit: o.log ?? auditToStderr }),
   });
   let trustHeader = trustHeaderValue(o.clientCa, o.tls.cert);
   // Bounded handshakes and idle time, capped connections; handshake failures (old TLS versions, bad certificates) are

@@ -2,6 +2,7 @@
 import { H2JsonClient, type H2JsonClientOptions } from '../util/h2-json.js';
 import { paths, type BatchResult, type ClusterView, type CreateClusterBody, type IssuedCertificate, type SignInput } from './api.js';
 import type { AuthorityKind } from './authority.js';
+import type { ClientSighting } from '../tls/observed-clients.js';
 
 export type CaClientOptions = H2JsonClientOptions;
 
@@ -21,6 +22,10 @@ export class CaClient extends H2JsonClient {
   }
   describeCluster(name: string) {
     return this.request<ClusterView>('GET', paths.cluster(name));
+  }
+  /** The CA service's callers seen for the cluster (observed clients; fleet callers only). */
+  observedClients(cluster: string) {
+    return this.request<{ clients: ClientSighting[] }>('GET', `${paths.cluster(cluster)}/observed-clients`).then((r) => r.clients);
   }
   deleteCluster(name: string) {
     return this.request<{ deleted: string }>('DELETE', paths.cluster(name));

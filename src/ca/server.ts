@@ -1,5 +1,9 @@
 // The CA service's narrow API: JSON over HTTP/2, mutual TLS, callers identified by certificates the service issued.
+import type { TLSSocket } from 'node:tls';
 import type { MinVersion } from '../tls/policy.js';
+import { parseCertificate } from '../pki/certificate.js';
+import { clientIdentityOf, plainAddress, ObservedClients, type ClientIdentity } from '../tls/observed-clients.js';
+import { LruMap } from '../util/lru.js';
 import { TrustplaneError, forbidden, invalid, notFound } from '../util/errors.js';
 import { asObject, errorBody, startH2JsonServer } from '../util/h2-json.js';
 import { MAX_BATCH, MAX_BODY_BYTES, type BatchResult, type CreateClusterBody, type SignBatchBody } from './api.js';
@@ -55,7 +59,40 @@ function signInput(v: unknown): SignInput {
   };
 }
 
-async function route(svc: CaService, caller: CallerIdentity, method: string, parts: string[], body: () => Promise<unknown>): Promise<[number, unknown]> {
+/**
+ * Per cluster, the CA service's callers (user, issuing key, when, where): a cluster's own caller, and fleet callers
+ * acting on it. Their certificates come from the service CA, which no cluster rotation replaces; the record says who
+ * uses the service for a cluster.
+ */
+class CallerRecord {
+  private readonly clusters = new LruMap<string, ObservedClients>(4096);
+  private readonly identities = new WeakMap<TLSSocket, ClientIdentity | null>();
+
+  see(caller: CallerIdentity, socket: TLSSocket, parts: string[]): void {
+    const cluster = caller.role === 'cluster' ? caller.cluster : parts[0] === 'v1' && parts[1] === 'clusters' && parts[2] ? decodeURIComponent(parts[2]) : undefined;
+    if (!cluster) return;
+    let identity = this.identities.get(socket);
+    if (identity === undefined) {
+      const der = socket.getPeerCertificate?.()?.raw;
+      try {
+        identity = der ? (clientIdentityOf(parseCertificate(der)) ?? null) : null;
+      } catch {
+        identity = null;
+      }
+      this.identities.set(socket, identity);
+    }
+    if (!identity) return;
+    let record = this.clusters.get(cluster);
+    if (!record) this.clusters.set(cluster, (record = new ObservedClients({ nodes: 16, others: 256 })));
+    record.see(identity, 'ca', plainAddress(socket.remoteAddress), Date.now());
+  }
+
+  list(cluster: string) {
+    return this.clusters.get(cluster)?.list() ?? [];
+  }
+}
+
+async function route(svc: CaService, caller: CallerIdentity, method: string, parts: string[], body: () => Promise<unknown>, callers: CallerRecord): Promise<[number, unknown]> {
   // parts: ['v1', ...]
   const [v1, top, name, sub, kindS, gens, genS, op] = parts;
   if (v1 !== 'v1') throw notFound(`no such path`);
@@ -91,6 +128,10 @@ async function route(svc: CaService, caller: CallerIdentity, method: string, par
     }
   }
   const cluster = decodeURIComponent(name ?? '');
+  if (parts.length === 4 && sub === 'observed-clients' && method === 'GET') {
+    requireFleet(caller, 'reading the observed callers of a cluster');
+    return [200, { clients: callers.list(cluster) }];
+  }
   if (parts.length === 3) {
     if (method === 'GET') return [200, svc.describeFor(caller, cluster)];
     if (method === 'DELETE') {
@@ -143,6 +184,7 @@ async function route(svc: CaService, caller: CallerIdentity, method: string, par
 }
 
 export function startCaServer(o: CaServerOptions): Promise<RunningCaServer> {
+  const callers = new CallerRecord();
   return startH2JsonServer<CallerIdentity>({
     host: o.host,
     port: o.port,
@@ -153,7 +195,8 @@ export function startCaServer(o: CaServerOptions): Promise<RunningCaServer> {
     maxBodyBytes: MAX_BODY_BYTES,
     service: 'CA service',
     identify: callerFromSubject,
-    route: (caller, method, parts, body) => route(o.service, caller, method, parts, body),
+    route: (caller, method, parts, body) => route(o.service, caller, method, parts, body, callers),
+    observe: (caller, socket, parts) => callers.see(caller, socket, parts),
     // The decision is on disk before the caller learns of it.
     beforeAnswer: () => o.audit.flush(),
   });

@@ -4,16 +4,17 @@ import { resolve } from 'node:path';
 import { isAuthorityKind, type AuthorityKind } from '../ca/authority.js';
 import { localCredential } from '../ca/credential.js';
 import type { AuthorityView } from '../ca/service.js';
-import { DEFAULT_POOL, type Credentials, type FleetCluster, type MaintenanceWindow, type StoreBackend, type UpdateClusterRequest } from '../fleet/api.js';
+import { DEFAULT_POOL, type Credentials, type FleetCluster, type MaintenanceWindow, type ObservedClient, type StoreBackend, type UpdateClusterRequest } from '../fleet/api.js';
 import type { RotationRecord } from '../fleet/rotation.js';
 import type { FleetClient } from '../fleet/client.js';
 import { defaultKubeconfigPath, mergeKubeconfig, type KubeconfigEntry } from '../fleet/kubeconfig.js';
 import type { KeyAlgorithm } from '../pki/types.js';
 import { systemClock } from '../util/clock.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
-import { invalid } from '../util/errors.js';
+import { invalid, TrustplaneError } from '../util/errors.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { confirmByName, outputFormat, printJson, printTable, safe } from './output.js';
+import { countsLine, estimateSecondsLeft, ProgressLine } from './progress.js';
 
 const ALGORITHMS: Record<string, KeyAlgorithm> = {
   p256: { kind: 'ec', curve: 'P-256' },
@@ -57,11 +58,26 @@ export function printClusterDescription(c: FleetCluster): void {
   ];
   process.stdout.write(lines.join('\n') + '\n\n');
   printTable(['AUTHORITY', 'GEN', 'STATE', 'NOT AFTER', 'TIME LEFT', 'SHA-256', 'SUBJECT'], authorityRows(c.authorities));
+  if (c.rotation && c.rotation.phase !== 'done') printObservedClients(c.observedClients ?? [], c.observedWindowSeconds);
+}
+
+/** During a rotation: the clients still presenting the old generation, or a line saying none was seen. */
+function printObservedClients(list: ObservedClient[], windowSeconds: number | undefined): void {
+  const within = windowSeconds === undefined ? '' : ` in the last ${formatDuration(windowSeconds)}`;
+  if (list.length === 0) {
+    process.stdout.write(`\nNo client was seen presenting the old generation${within}.\n`);
+    return;
+  }
+  process.stdout.write(`\n${list.length} client(s) seen presenting the old generation${within} (completion is refused while any is listed, unless --force):\n`);
+  printTable(
+    ['USER', 'GROUPS', 'GEN', 'SERVER', 'LAST SEEN', 'ADDRESS'],
+    list.map((o) => [o.user, o.groups.join(',') || '-', `g${o.generation}`, o.server, o.lastSeen, o.address || '-']),
+  );
 }
 
 function rotationLine(r: RotationRecord): string {
   const gens = `generation ${r.from} to ${r.to ?? r.from + 1}`;
-  if (r.phase === 'done') return `${r.authority} ${gens}, ${r.trigger}, completed ${r.completedAt}${r.forced?.length ? ` (forced; cut off: ${r.forced.join(', ')})` : ''}`;
+  if (r.phase === 'done') return `${r.authority} ${gens}, ${r.trigger}, completed ${r.completedAt}${r.forced?.length ? ` (forced; cut off: ${r.forced.join(', ')})` : ''}${r.forcedClients?.length ? ` (forced past clients seen on the old generation: ${r.forcedClients.join(', ')})` : ''}`;
   return `${r.authority} ${gens}, ${r.trigger}, phase ${r.phase} since ${r.history[r.history.length - 1].at} (started ${r.startedAt})`;
 }
 
@@ -85,6 +101,63 @@ export async function adminKubeconfigEntry(fleet: FleetClient, cluster: string, 
     return { certificate: got.certificate, chain: [], notAfter: got.notAfter };
   });
   return { name: contextName(cluster), server: got!.server, caBundle: got!.caBundle, clientCert: cred.cert, clientKey: cred.key, user: username, notAfter: got!.notAfter };
+}
+
+/**
+ * `update --complete-credential-rotation --wait`: follows the rotation (its phase, then the nodes moving, with the
+ * count and the time left on the progress line) and completes it once nothing holds it back. A refusal that waiting can
+ * cure (Conflict: nodes or clients still on the old generation) is shown and asked again; anything else ends the wait.
+ */
+export async function completeWhenMoved(f: FleetClient, name: string, req: UpdateClusterRequest, timeoutMs: number, line = new ProgressLine()): Promise<FleetCluster> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let total = 0;
+  let lastPhase = '';
+  let why = '';
+  try {
+    for (let first = true; ; first = false) {
+      const l = await f.lifetime(name);
+      const r = l.rotation;
+      if (!r || r.phase === 'done') {
+        if (first) throw new TrustplaneError('Conflict', `no credential rotation is in progress for cluster "${name}"`, `start one with \`trustplane clusters update ${name} --start-credential-rotation\``);
+        line.done(`The credential rotation of cluster ${name} was completed meanwhile.`);
+        return await f.describe(name);
+      }
+      if (r.phase !== 'moving') {
+        why = `in phase ${r.phase}`;
+        line.update(`Rotation of cluster ${name}: ${why}`, { milestone: r.phase !== lastPhase });
+      } else {
+        const waiting = l.waitingFor ?? [];
+        total = Math.max(total, waiting.length);
+        const moved = total - waiting.length;
+        if (waiting.length === 0 || req.force) {
+          try {
+            const c = await f.update(name, req);
+            line.done(`Rotation of cluster ${name}: ${total ? `${total}/${total} nodes moved, ` : ''}completed.`);
+            return c;
+          } catch (e) {
+            if (!(e instanceof TrustplaneError && e.reason === 'Conflict')) throw e;
+            why = e.message;
+            line.update(`Rotation of cluster ${name}: waiting: ${e.message}`, { milestone: true });
+          }
+        } else {
+          const shown = waiting.slice(0, 3).join(', ') + (waiting.length > 3 ? ` and ${waiting.length - 3} more` : '');
+          why = `${waiting.length} node(s) have not moved: ${shown}`;
+          line.update(`Rotation of cluster ${name}: nodes moved ${countsLine(moved, total, estimateSecondsLeft(moved, total, started, Date.now()))}; waiting for ${shown}`);
+        }
+      }
+      lastPhase = r.phase;
+      if (Date.now() >= deadline)
+        throw new TrustplaneError(
+          'Timeout',
+          `the credential rotation of cluster "${name}" did not complete within ${formatDuration(timeoutMs / 1000)}: ${why}`,
+          `see what it waits for with \`trustplane clusters check-credential-lifetime ${name}\`; wait longer with --timeout, or pass --force to cut off the nodes that have not moved`,
+        );
+      await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
+    }
+  } finally {
+    line.done();
+  }
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
@@ -187,18 +260,22 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .command('update <name>')
     .description('change a cluster: rotate its credentials in two phases (start, then complete once nodes have moved), or set its maintenance window')
     .option('--start-credential-rotation', 'make the next cluster root CA generation, trust both, re-issue control plane certificates; nodes move by themselves')
-    .option('--complete-credential-rotation', 'trust only the new generation and destroy the old key (refused while nodes still hold only old credentials)')
-    .option('--force', 'with --complete-credential-rotation: complete although some nodes have not moved (they must join again)')
+    .option('--complete-credential-rotation', 'trust only the new generation and destroy the old key (refused while nodes still hold only old credentials, or clients were seen presenting them lately)')
+    .option('--force', 'with --complete-credential-rotation: complete although some nodes have not moved (they must join again) or clients were seen on the old generation')
     .option('--maintenance-window <HH:MM[/Nh]>', 'daily window (UTC; default length 4h) for optional automatic work, such as completing an automatic rotation')
     .option('--clear-maintenance-window', 'remove the maintenance window')
+    .option('--wait', 'with --complete-credential-rotation: wait until the nodes have moved, then complete (progress on standard error)')
+    .option('--timeout <duration>', 'with --wait: give up after this long', '30m')
     .option('--authority <kind>', 'root (the default); the etcd CAs are rotated automatically and cannot be asked for')
     .option('-o, --output <format>', 'json')
-    .action(async (name: string, o: { startCredentialRotation?: boolean; completeCredentialRotation?: boolean; force?: boolean; maintenanceWindow?: string; clearMaintenanceWindow?: boolean; authority?: string; output?: string }) => {
+    .action(async (name: string, o: { startCredentialRotation?: boolean; completeCredentialRotation?: boolean; force?: boolean; wait?: boolean; timeout: string; maintenanceWindow?: string; clearMaintenanceWindow?: boolean; authority?: string; output?: string }) => {
       const fmt = outputFormat(o.output ?? globals().output);
       if (o.authority !== undefined && !isAuthorityKind(o.authority)) throw invalid(`--authority "${o.authority}" is not one of root, etcd-api, etcd-peer`);
       if (!o.startCredentialRotation && !o.completeCredentialRotation && !o.maintenanceWindow && !o.clearMaintenanceWindow)
         throw invalid('nothing to update', 'pass --start-credential-rotation, --complete-credential-rotation, --maintenance-window or --clear-maintenance-window');
       if (o.force && !o.completeCredentialRotation) throw invalid('--force only goes with --complete-credential-rotation');
+      if (o.wait && !o.completeCredentialRotation) throw invalid('--wait only goes with --complete-credential-rotation', 'start the rotation first, then wait for its completion with --complete-credential-rotation --wait');
+      const waitMs = parseDuration(o.timeout, '--timeout') * 1000;
       if (o.maintenanceWindow && o.clearMaintenanceWindow) throw invalid('--maintenance-window and --clear-maintenance-window together make no sense');
       const req: UpdateClusterRequest = {
         ...(o.startCredentialRotation ? { startCredentialRotation: true } : {}),
@@ -209,7 +286,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       await using(fleetApi(dataDirOf(globals())), async (f) => {
         if (o.startCredentialRotation && (o.authority ?? 'root') === 'root') process.stderr.write(`Starting the credential rotation of cluster ${name}: new root CA generation, trust in both, control plane certificates re-issued...\n`);
         if (o.completeCredentialRotation) process.stderr.write(`Completing the credential rotation of cluster ${name}: retiring the old root CA generation and destroying its key...\n`);
-        const c = await f.update(name, req);
+        const c = o.wait ? await completeWhenMoved(f, name, req, waitMs) : await f.update(name, req);
         if (fmt === 'json') return printJson(c);
         printClusterDescription(c);
         if (o.startCredentialRotation)
@@ -235,6 +312,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         if (l.waitingFor?.length)
           process.stdout.write(`waiting for ${l.waitingFor.length}: ${safe`${l.waitingFor.slice(0, 20).join(', ')}`}${l.waitingFor.length > 20 ? ` and ${l.waitingFor.length - 20} more` : ''}\n`);
         if (l.maintenanceWindow) process.stdout.write(`maintenance window: daily ${l.maintenanceWindow.start} UTC for ${l.maintenanceWindow.hours}h\n`);
+        if (l.rotation && l.rotation.phase !== 'done') printObservedClients(l.observedClients ?? [], l.observedWindowSeconds);
         process.stdout.write('\n');
         const rows: string[][] = [];
         for (const a of l.authorities)

@@ -6,6 +6,8 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 import { TrustplaneError } from '../util/errors.js';
 import type { GlobalOptions } from './context.js';
 import { safe } from './output.js';
+import { TpmDriver } from '../tpm/driver.js';
+import { DEFAULT_SHIELDED_PCRS, checkPcrList, ekFingerprint } from '../tpm/enrollment.js';
 
 /** Where a node keeps its credentials unless told: $TRUSTPLANE_NODE_DATA_DIR, else ./.trustplane-node. */
 export function defaultNodeDataDir(): string {
@@ -21,6 +23,14 @@ interface RunFlags {
   nodeDataDir?: string;
   waitTimeout: string;
   verbose?: boolean;
+  shielded?: boolean;
+  tcti?: string;
+  pool?: string;
+}
+
+/** The TPM's TCTI: --tcti, else $TPM2TOOLS_TCTI, else the kernel's resource manager. */
+function tctiOf(f: { tcti?: string }): string {
+  return f.tcti || process.env.TPM2TOOLS_TCTI || 'device:/dev/tpmrm0';
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -29,7 +39,8 @@ function agentOptions(f: RunFlags): NodeAgentOptions {
   return {
     dataDir: f.nodeDataDir ?? defaultNodeDataDir(),
     server: f.server,
-    token: f.token ?? (process.env.TRUSTPLANE_BOOTSTRAP_TOKEN || undefined),
+    token: f.token ?? (f.shielded ? undefined : process.env.TRUSTPLANE_BOOTSTRAP_TOKEN || undefined),
+    ...(f.shielded ? { shielded: { tcti: tctiOf(f), ...(f.pool ? { pool: f.pool } : {}) } } : {}),
     caCertHash: f.caCertHash,
     caFile: f.caFile,
     nodeName: f.name,
@@ -81,12 +92,19 @@ export function registerNodeCommands(program: Command): void {
     .option('--name <name>', "the node's name (default: the data dir's, else this machine's host name)")
     .option('--node-data-dir <dir>', 'where the node keeps its credentials and log (default ./.trustplane-node or $TRUSTPLANE_NODE_DATA_DIR)')
     .option('--wait-timeout <duration>', 'how long to wait for each certificate to be approved and issued', `${DEFAULT_WAIT_TIMEOUT_MS / 60_000}m`)
+    .option('--shielded', "join by TPM attestation instead of a token (the node pool is shielded and this TPM's EK is enrolled for --name)")
+    .option('--tcti <tcti>', 'how tpm2-tools reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default $TPM2TOOLS_TCTI, else device:/dev/tpmrm0)')
+    .option('--pool <pool>', "with --shielded, for a pool that enrolls TPMs by EK certificate: the pool (the TPM's EK certificate is sent)")
     .option('-v, --verbose', 'also write the agent log (JSON lines) to standard error')
     .action(async (f: RunFlags) => {
+      if (f.pool && !f.shielded) throw new TrustplaneError('Invalid', '--pool is for shielded nodes', 'add --shielded');
+      if (f.tcti && !f.shielded) throw new TrustplaneError('Invalid', '--tcti is for shielded nodes', 'add --shielded');
       const o = agentOptions(f);
       process.stderr.write(`Joining the cluster at ${f.server} (waiting up to ${formatDuration((o.waitTimeoutMs ?? 0) / 1000)} for each certificate)...\n`);
       await runUntilSignal(await joinNode(o));
     });
+
+  registerTpmCommands(node);
 
   node
     .command('start')
@@ -117,6 +135,37 @@ export function registerNodeCommands(program: Command): void {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       await runUntilSignal(agent);
+    });
+}
+
+function registerTpmCommands(node: Command): void {
+  const tpm = node.command('tpm').description("this machine's TPM, for shielded nodes: what an administrator enrolls");
+  tpm
+    .command('ek')
+    .description("print the TPM's endorsement key (PEM public key): pass it to `trustplane node-pools enroll POOL --ek-pub FILE --node-name NAME`")
+    .option('--tcti <tcti>', 'how tpm2-tools reach the TPM (default $TPM2TOOLS_TCTI, else device:/dev/tpmrm0)')
+    .action(async (f: { tcti?: string }) => {
+      const d = new TpmDriver(tctiOf(f));
+      try {
+        const pem = await d.ekPublicPem();
+        process.stdout.write(pem.endsWith('\n') ? pem : `${pem}\n`);
+        process.stderr.write(`EK fingerprint sha256:${ekFingerprint(pem)}\n`);
+      } finally {
+        d.close();
+      }
+    });
+  tpm
+    .command('pcrs')
+    .description("print the TPM's SHA-256 PCR values as JSON: pass the file to `trustplane node-pools enroll ... --pcr-values FILE`")
+    .option('--tcti <tcti>', 'how tpm2-tools reach the TPM (default $TPM2TOOLS_TCTI, else device:/dev/tpmrm0)')
+    .option('--pcrs <list>', 'PCR indices', DEFAULT_SHIELDED_PCRS.join(','))
+    .action(async (f: { tcti?: string; pcrs: string }) => {
+      const d = new TpmDriver(tctiOf(f));
+      try {
+        process.stdout.write(`${JSON.stringify(await d.readPcrs(checkPcrList(f.pcrs.split(',').map((x) => Number(x.trim())))), null, 2)}\n`);
+      } finally {
+        d.close();
+      }
     });
 }
 

@@ -8,6 +8,7 @@ import { parseDuration } from '../util/duration.js';
 import { invalid } from '../util/errors.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { outputFormat, printJson } from './output.js';
+import { estimateSecondsLeft, ProgressLine, timeLeft } from './progress.js';
 
 interface SimulateFlags {
   count: string;
@@ -56,15 +57,23 @@ function describeSummary(s: HollowJoinSummary): string {
   );
 }
 
-/** Prints a progress line to standard error every second until stopped. */
-function progressTicker(h: HollowNodes): () => void {
+/** Updates the progress line on standard error every second until stopped; all nodes joined is a milestone. */
+function progressTicker(h: HollowNodes, line: ProgressLine): () => void {
   let last = 0;
+  let joined = false;
+  const started = Date.now();
   const timer = setInterval(() => {
     const p = h.progress();
     const l = h.leaseStats();
-    process.stderr.write(
+    const settled = p.ready + p.failed;
+    const left = settled < p.count ? estimateSecondsLeft(settled, p.count, started, Date.now()) : undefined;
+    const milestone = !joined && settled >= p.count;
+    joined ||= milestone;
+    line.update(
       `[${Math.round(p.elapsedMs / 1000)}s] ready ${p.ready}/${p.count} (+${p.ready - last}/s), failed ${p.failed}, joining ${p.started - p.ready - p.failed}, ` +
-        `lease renewals ${l.renewals}${l.skipped ? ` (${l.skipped} skipped: the control plane is behind)` : ''}\n`,
+        `lease renewals ${l.renewals}${l.skipped ? ` (${l.skipped} skipped: the control plane is behind)` : ''}` +
+        timeLeft(left),
+      { milestone },
     );
     last = p.ready;
   }, 1000);
@@ -123,18 +132,20 @@ export function registerSimulate(nodes: Command, globals?: () => GlobalOptions):
         leaseIntervalMs: parseDuration(f.leaseInterval, '--lease-interval') * 1000,
       });
       const stop = stopSignal(durationMs);
-      const stopTicker = progressTicker(h);
+      const line = new ProgressLine();
+      const stopTicker = progressTicker(h, line);
       let summary: HollowJoinSummary;
       try {
         if ((await Promise.race([h.joined.then(() => 'joined'), stop.stopped])) === 'joined') {
           const failure = hollowFailure(h.summary());
           if (failure) throw failure;
-          if (fmt === 'table') process.stderr.write(describeSummary(h.summary()) + (durationMs === undefined ? 'Running; Ctrl-C stops the hollow nodes.\n' : ''));
+          if (fmt === 'table') line.log((describeSummary(h.summary()) + (durationMs === undefined ? 'Running; Ctrl-C stops the hollow nodes.\n' : '')).trimEnd());
           await stop.stopped;
         }
       } finally {
         stop.dispose();
         stopTicker();
+        line.done();
         summary = h.summary();
         await h.close();
       }

@@ -10,6 +10,7 @@ import type { FleetClient } from '../fleet/client.js';
 import { DEFAULT_POOL } from '../fleet/api.js';
 import { nodePaths } from '../node/state.js';
 import { adminApi } from './nodes.js';
+import { countsLine, estimateSecondsLeft, type ProgressLine } from './progress.js';
 
 /** Long enough for a slow machine to join; the token is bound to one node name and spent by its first CSR. */
 const JOIN_TOKEN_TTL_S = 15 * 60;
@@ -57,13 +58,15 @@ export async function startLocalNodes(
 
 /**
  * Waits until every node is Ready and answers its health check through the API server's node proxy (so its tunnel is
- * up), reporting each one as it gets there. Returns the names still not there when the time ran out.
+ * up), reporting each one as it gets there, and the count with the time left on `line`. Returns the names still not
+ * there when the time ran out.
  */
-export async function waitForNodes(f: FleetClient, cluster: string, nodes: LocalNode[], timeoutMs: number, progress: (msg: string) => void): Promise<string[]> {
+export async function waitForNodes(f: FleetClient, cluster: string, nodes: LocalNode[], timeoutMs: number, progress: (msg: string) => void, line?: ProgressLine): Promise<string[]> {
   const api = await adminApi(f, cluster);
   const pending = new Set(nodes.map((n) => n.name));
   const failed: string[] = [];
-  const deadline = Date.now() + timeoutMs;
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   try {
     while (pending.size > 0 && Date.now() < deadline) {
       for (const n of nodes) if (pending.has(n.name) && n.child.exitCode !== null) {
@@ -82,6 +85,8 @@ export async function waitForNodes(f: FleetClient, cluster: string, nodes: Local
           if (ok && pending.delete(name)) progress(`node ${name} is Ready and reachable through its tunnel (${nodes.length - pending.size}/${nodes.length})`);
         }),
       );
+      const settled = nodes.length - pending.size;
+      line?.update(`==> nodes Ready and reachable: ${countsLine(settled - failed.length, nodes.length, estimateSecondsLeft(settled, nodes.length, started, Date.now()))}${failed.length ? `, ${failed.length} exited` : ''}`);
       if (pending.size > 0) await new Promise((r) => setTimeout(r, 250));
     }
   } finally {

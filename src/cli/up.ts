@@ -14,6 +14,7 @@ import { waitFor } from '../util/wait.js';
 import { adminKubeconfigEntry, printClusterDescription } from './clusters.js';
 import { dataDirOf, fleetApi, using, type GlobalOptions } from './context.js';
 import { printJson } from './output.js';
+import { ProgressLine } from './progress.js';
 import { describeExit, SupervisedChild } from './up-supervisor.js';
 
 const NODES_READY_TIMEOUT_MS = 120_000;
@@ -164,9 +165,17 @@ export function register(program: Command, globals: () => GlobalOptions): void {
           const target = clusters.find((c) => c.name === o.cluster && c.status === 'RUNNING') ?? clusters.find((c) => c.status === 'RUNNING');
           if (target && nodeCount > 0) {
             progress(`starting ${nodeCount} local node agent(s) for cluster ${target.name} (node data dirs in ${localNodesDir(dataDir, target.name)})`);
-            localNodes = await startLocalNodes(f, dataDir, target.name, nodeCount, startChild, progress);
-            nodeChildren.push(...localNodes.map((n) => n.child));
-            const late = await waitForNodes(f, target.name, localNodes, NODES_READY_TIMEOUT_MS, progress);
+            // While they join: a count with the time left, redrawn in place on a terminal; each node's arrival stays above it.
+            const line = new ProgressLine();
+            const say = (msg: string) => line.log(`==> ${msg}`);
+            let late: string[];
+            try {
+              localNodes = await startLocalNodes(f, dataDir, target.name, nodeCount, startChild, say);
+              nodeChildren.push(...localNodes.map((n) => n.child));
+              late = await waitForNodes(f, target.name, localNodes, NODES_READY_TIMEOUT_MS, say, line);
+            } finally {
+              line.done();
+            }
             if (late.length) progress(`not ready after ${NODES_READY_TIMEOUT_MS / 1000} s: ${late.join(', ')}; their logs are agent.log in their node data dirs`);
           }
           if (o.output === 'json') printJson(await f.list());
@@ -179,7 +188,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         const first = o.output === 'json' ? undefined : kubeconfigs[0];
         // The command as this user can type it: from a checkout (npm start) through npx; the data dir only when not the default.
         const fromCheckout = resolve(BIN).startsWith(resolve(process.cwd()) + sep);
-        const metricsUrl = existsSync(hp.endpoint) ? (JSON.parse(readFileSync(hp.endpoint, 'utf8')) as { metricsUrl?: string }).metricsUrl : undefined;
+        const { metricsUrl, consoleUrl } = existsSync(hp.endpoint) ? (JSON.parse(readFileSync(hp.endpoint, 'utf8')) as { metricsUrl?: string; consoleUrl?: string }) : {};
         const tp = `${fromCheckout ? 'npx trustplane' : 'trustplane'}${resolve(dataDir) === resolve(defaultDataDir()) ? '' : ` --data-dir ${dataDir}`}`;
         if (o.output !== 'json' && !first) process.stdout.write('The control plane is up, but no cluster is serving yet (see above).\nPress Ctrl-C to stop.\n');
         if (first) {
@@ -193,6 +202,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
                     `  HTTPS, for the bearer token in ${hp.metricsToken} or the fleet administrator's certificate (${cp.fleetCert}); the CA is ${cp.serviceCa}:`,
                     `  curl --cacert ${cp.serviceCa} -H "Authorization: Bearer $(cat ${hp.metricsToken})" ${metricsUrl}`,
                   ]
+                : []),
+              ...(consoleUrl
+                ? [`Web console (clusters, CA timelines, rotation progress, nodes): ${consoleUrl}`, `  log in with the token in ${hp.metricsToken}; its TLS certificate is issued by ${cp.serviceCa}`]
                 : []),
               'Try, in another terminal:',
               `  export KUBECONFIG=${first}`,

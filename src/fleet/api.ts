@@ -4,6 +4,9 @@ import type { KeyAlgorithm } from '../pki/types.js';
 import type { AuthorityKind } from '../ca/authority.js';
 import type { AuthorityLifetime } from './lifetime.js';
 import type { RotationRecord } from './rotation.js';
+import type { ObservedClient } from './observed-clients.js';
+
+export type { ObservedClient } from './observed-clients.js';
 
 /** A daily window, in UTC, for optional automatic work: "HH:MM" and a length in hours. */
 export interface MaintenanceWindow {
@@ -31,6 +34,14 @@ export interface CredentialLifetime {
   rotation?: RotationRecord;
   /** While a rotation waits in phase moving: what it waits for (nodes for the cluster root CA, etcd members for the etcd CAs). */
   waitingFor?: string[];
+  /**
+   * While a rotation runs: every client (node, admin user, component, etcd client) a server saw presenting the old
+   * generation within the last observedWindowSeconds and not on the new one since, most recently seen first. Empty
+   * when no rotation runs. A manual completion is refused while any is listed, unless forced.
+   */
+  observedClients?: ObservedClient[];
+  /** How far back observedClients looks (the host's --observed-window). */
+  observedWindowSeconds?: number;
   maintenanceWindow?: MaintenanceWindow;
 }
 
@@ -65,6 +76,29 @@ export interface NodePool {
   allowedCidrs?: string[];
   /** DNS suffixes: node N may also be certified for N.<suffix>; none by default. */
   dnsSuffixes?: string[];
+  /** A shielded pool: its nodes join by TPM attestation of an enrolled EK (no bootstrap tokens), quoting these PCRs. */
+  shielded?: { pcrs: number[]; ekCaBundle?: string };
+}
+
+export interface EnrollRequest {
+  nodeName: string;
+  /** PEM public key of the node's TPM endorsement key (`trustplane node tpm ek`). */
+  ekPublic: string;
+  /** Expected SHA-256 PCR values, index → hex; when absent, the node's first attestation pins them. */
+  pcrValues?: Record<string, string>;
+  /** Replace an enrollment the node has. */
+  replace?: boolean;
+}
+
+export interface Enrollment {
+  cluster: string;
+  pool: string;
+  nodeName: string;
+  ekFingerprint: string;
+  enrolledAt: string;
+  pcrs: number[];
+  pcrValuesFrom: 'enrollment' | 'first-attestation' | 'pending-first-attestation';
+  enrolledBy: 'operator' | 'ek-certificate';
 }
 
 export interface FleetCluster {
@@ -82,6 +116,9 @@ export interface FleetCluster {
   nodePools: NodePool[];
   /** The current or last credential rotation. */
   rotation?: RotationRecord;
+  /** As in CredentialLifetime: clients seen presenting the old generation while a rotation runs; empty otherwise. */
+  observedClients?: ObservedClient[];
+  observedWindowSeconds?: number;
   maintenanceWindow?: MaintenanceWindow;
 }
 
@@ -133,6 +170,8 @@ export const fleetPaths = {
   nodePools: (c: string) => `/v1/clusters/${e(c)}/node-pools`,
   nodePool: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}`,
   bootstrapTokens: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}/bootstrap-tokens`,
+  enrollments: (c: string, p: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}/enrollments`,
+  enrollment: (c: string, p: string, n: string) => `/v1/clusters/${e(c)}/node-pools/${e(p)}/enrollments/${e(n)}`,
   lifetime: (c: string) => `/v1/clusters/${e(c)}/lifetime`,
   revocation: (c: string, n: string) => `/v1/clusters/${e(c)}/nodes/${e(n)}/revocation`,
 };

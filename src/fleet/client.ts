@@ -8,6 +8,8 @@ import {
   type Credentials,
   type FleetCluster,
   type NodePool,
+  type EnrollRequest,
+  type Enrollment,
   type CredentialLifetime,
   type UpdateClusterRequest,
 } from './api.js';
@@ -45,8 +47,17 @@ export class FleetClient extends H2JsonClient {
   listPools(cluster: string) {
     return this.request<{ nodePools: NodePool[] }>('GET', p.nodePools(cluster)).then((r) => r.nodePools);
   }
-  createPool(cluster: string, name: string, serving: { allowedCidrs?: string[]; dnsSuffixes?: string[] } = {}) {
-    return this.request<NodePool>('POST', p.nodePools(cluster), { name, ...serving });
+  createPool(cluster: string, name: string, serving: { allowedCidrs?: string[]; dnsSuffixes?: string[] } = {}, shielded?: { pcrs: number[]; ekCaBundle?: string }) {
+    return this.request<NodePool>('POST', p.nodePools(cluster), { name, ...serving, ...(shielded ? { shielded } : {}) });
+  }
+  enrollNode(cluster: string, pool: string, req: EnrollRequest) {
+    return this.request<Enrollment>('POST', p.enrollments(cluster, pool), req);
+  }
+  listEnrollments(cluster: string, pool: string) {
+    return this.request<{ enrollments: Enrollment[] }>('GET', p.enrollments(cluster, pool)).then((r) => r.enrollments);
+  }
+  unenrollNode(cluster: string, pool: string, node: string) {
+    return this.request<{ deleted: boolean }>('DELETE', p.enrollment(cluster, pool, node));
   }
   updatePool(cluster: string, name: string, serving: { allowedCidrs?: string[]; dnsSuffixes?: string[] }) {
     return this.request<NodePool>('PUT', p.nodePool(cluster, name), serving);

@@ -3,6 +3,7 @@ import { createRegistries, startApiServer, type Registries, type RunningApiServe
 import { CaClient } from '../ca/client.js';
 import { localCredential } from '../ca/credential.js';
 import type { AuthorityKind } from '../ca/authority.js';
+import { PROFILES } from '../ca/profiles.js';
 import type { ClusterView } from '../ca/service.js';
 import { SignBatcher } from '../ca/sign-batcher.js';
 import { startControllers } from '../controllers/index.js';
@@ -18,6 +19,7 @@ import type { ClusterStatus, MaintenanceWindow, StoreBackend } from './api.js';
 import type { RotationRecord } from './rotation.js';
 import { generationOf } from './generations.js';
 import { stablePort } from '../util/ports.js';
+import { ObservedClients, type ClientSighting } from '../tls/observed-clients.js';
 import { followRevocations, revokeNode, type RevocationList, type RevocationResult } from './revocation.js';
 
 /** What the host keeps of a cluster in <data-dir>/clusters/<name>/cluster.json. */
@@ -83,10 +85,19 @@ export interface ClusterRuntime {
   applyTrust(kind: AuthorityKind, view: ClusterView): Promise<void>;
   /** Revokes every certificate of the node: refused by the API server and the tunnel server from now on. */
   revokeNode(node: string): Promise<RevocationResult>;
+  /** The client certificates the API server, tunnel server and embedded store saw (user, issuing CA key, when, where). */
+  observedClients(): Promise<ClientSighting[]>;
   stop(): Promise<void>;
 }
 
 const RETRY_MS = 2000;
+
+/**
+ * The signers whose trust anchors the API server publishes as ClusterTrustBundles: every signer of the cluster root CA
+ * (kubelet client and serving, API clients, the API server's serving certificate, control-plane components). The etcd
+ * CAs' signers are not the cluster API's business.
+ */
+const PUBLISHED_SIGNERS = PROFILES.filter((p) => p.authority === 'root').map((p) => p.name);
 
 function rootOf(view: ClusterView) {
   const root = view.authorities.find((a) => a.kind === 'root');
@@ -145,6 +156,11 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inflight: Promise<void> = Promise.resolve();
+  /** The root bundle last published as every root signer's ClusterTrustBundle, and the retry of one that failed. */
+  let publishedBundle = '';
+  let publishRetry: NodeJS.Timeout | undefined;
+  // One record for the API server and the tunnel server (both on this thread); the store's is on its own thread.
+  const observed = new ObservedClients();
 
   const ips = [...new Set(['127.0.0.1', '::1', ...(/^[\d.]+$|:/.test(d.host) ? [d.host] : [])])];
   // The API server's names; the approver never certifies a node for them (nor the CA, which records them as it signs).
@@ -168,6 +184,29 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
   /** The control plane's client certificate for its store, from the etcd API CA's active generation. */
   const storeClientCredential = () =>
     localCredential([{ type: 'CN', value: 'system:trustplane:apiserver' }], (csr) => d.fleetCa.sign(config.name, { signer: SIGNER_ETCD_CLIENT, csr }));
+
+  /**
+   * Publishes the cluster root CA bundle (both generations while a rotation runs, the new one after) as the
+   * ClusterTrustBundle of each root signer, which node agents read their trust from. A failure does not hold up what
+   * called it (a rotation step): agents read cluster-info meanwhile, and it is tried again.
+   */
+  const publishTrust = async (v: ClusterView): Promise<void> => {
+    const pem = rootOf(v).bundle;
+    if (!registries || stopped || pem === publishedBundle) return;
+    try {
+      const done = [];
+      for (const signer of PUBLISHED_SIGNERS) done.push(await registries.trustBundles.publish(signer, pem));
+      publishedBundle = pem;
+      if (done.some((r) => r.changed || r.deleted.length)) {
+        log.info({ bundles: done.map((r) => r.name), removed: done.flatMap((r) => r.deleted) }, 'ClusterTrustBundles published');
+      }
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, `could not publish the ClusterTrustBundles; trying again in ${RETRY_MS / 1000} s`);
+      if (publishRetry) clearTimeout(publishRetry);
+      publishRetry = setTimeout(() => view && !stopped && void publishTrust(view), RETRY_MS);
+      publishRetry.unref();
+    }
+  };
 
   const attempt = async () => {
     view = await d.fleetCa.describeCluster(config.name);
@@ -211,13 +250,14 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     if (!tunnel) {
       // Agents dial in here with their kubelet client certificates; the control plane reaches nodes only through it.
       const serving = await tunnelServing(view);
-      tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort || (await stablePort(d.host)), tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock, isRevoked: (_node, serial) => revocations?.has(serial) ?? false });
+      tunnel = await startTunnelServer({ host: d.host, port: config.tunnelPort || (await stablePort(d.host)), tls: { cert: serving.cert, key: serving.key, clientCa: root.bundle, minVersion: d.minVersion }, clock: d.clock, isRevoked: (_node, serial) => revocations?.has(serial) ?? false, observed });
       if (config.tunnelPort !== tunnel.port) {
         config.tunnelPort = tunnel.port;
         d.persist(config);
       }
       nodeAgent = await newNodeAgent(tunnel, root.bundle);
     }
+    await publishTrust(view);
     if (!api) {
       const serving = await apiServing(view);
       const serverUrl = () => api?.url ?? '';
@@ -234,6 +274,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
         clusterInfo: () => ({ caBundle: view ? rootOf(view).bundle : root.bundle, server: serverUrl(), tunnelServer: tunnelUrl }),
         nodeTransport: () => nodeAgent,
         isRevoked: (serial) => revocations?.has(serial) ?? false,
+        observed,
       });
       api.setRetiredCa(retiredRootsOf(view));
       if (config.apiserverPort !== api.port) {
@@ -315,7 +356,9 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       // The etcd peer CA certifies members to each other: the embedded store has no peers.
       if (kind !== 'root' || !api || !tunnel) return;
       const bundle = rootOf(next).bundle;
-      // Trust first (both generations while a rotation runs), then the new certificates that need it.
+      // The published bundles first, so that an agent told of the new bundle by an answer's trust header finds it there;
+      // then trust (both generations while a rotation runs), then the new certificates that need it.
+      await publishTrust(next);
       api.setClientCa(bundle);
       api.setRetiredCa(retiredRootsOf(next));
       tunnel.setClientCa(bundle);
@@ -334,6 +377,10 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
       if (old) setTimeout(() => old.destroy(), 60_000).unref();
       log.info({ authority: kind, bundle: rootOf(next).generations.filter((g) => g.state !== 'retired').map((g) => `g${g.generation}:${g.state}`) }, 'trust updated');
     },
+    async observedClients() {
+      const fromStore = await storeServer?.observedClients().catch(() => []);
+      return [...observed.list(), ...(fromStore ?? [])];
+    },
     async revokeNode(node: string) {
       if (!store || !registries || !revocations) throw new TrustplaneError('Unavailable', `cluster ${config.name} is not serving yet: ${message}`);
       const r = await revokeNode(store, registries.nodes, node, d.clock.now());
@@ -343,6 +390,7 @@ export function startClusterRuntime(config: ClusterConfig, d: RuntimeDeps): Clus
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      if (publishRetry) clearTimeout(publishRetry);
       status = 'STOPPING';
       await inflight; // a start in progress finishes its step; everything it made is closed below
       await controllers?.stop();

@@ -17,13 +17,15 @@ import {
   type CredentialsRequest,
   type FleetCluster,
   type NodePool,
+  type EnrollRequest,
+  type Enrollment,
   type StoreBackend,
   type CredentialLifetime,
   type MaintenanceWindow,
   type UpdateClusterRequest,
 } from './api.js';
 import { caCertHashOf, startClusterRuntime, type ClusterConfig, type ClusterRuntime, type RuntimeDeps } from './cluster-runtime.js';
-import { checkPoolName, createNodePool, createPoolToken, deleteNodePool, listNodePools, updateNodePool, type NodePoolServing } from './node-pools.js';
+import { checkPoolName, createNodePool, createPoolToken, deleteNodePool, enrollNode, listNodePools, listPoolEnrollments, unenrollNode, updateNodePool, type NodePoolServing } from './node-pools.js';
 import { AUTO_COMPLETE_GRACE_S, degradation, lifetimesOf, rotateBeforeS } from './lifetime.js';
 import { advance, beginRotation, completeRotation, isRunning, type RotationDeps, type RotationRecord } from './rotation.js';
 import { authorityTitle, type AuthorityKind } from '../ca/authority.js';
@@ -31,11 +33,16 @@ import { listNodeCredentials, liveCredential } from '../controllers/node-credent
 import type { Store } from '../store/client.js';
 import type { RevocationResult } from './revocation.js';
 import { memberLaggards } from './etcd-members.js';
+import { DEFAULT_OBSERVED_WINDOW_MS, stillPresentingOld, withGenerations, type ObservedClient } from './observed-clients.js';
+import { summarizeNodeCredentials, type NodeCredentialSummary } from './node-credential-summary.js';
 
 const CLUSTER_NAME = /^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$/;
 const MAX_TOKEN_TTL_S = 30 * 24 * 3600;
 
-export type FleetDeps = Omit<RuntimeDeps, 'persist'>;
+export type FleetDeps = Omit<RuntimeDeps, 'persist'> & {
+  /** How far back a client seen on an old generation counts (observed clients); default DEFAULT_OBSERVED_WINDOW_MS. */
+  observedWindowMs?: number;
+};
 
 export class Fleet {
   private readonly runtimes = new Map<string, ClusterRuntime>();
@@ -49,6 +56,32 @@ export class Fleet {
 
   private get ca(): CaClient {
     return this.d.fleetCa;
+  }
+
+  private get observedWindowMs(): number {
+    return this.d.observedWindowMs ?? DEFAULT_OBSERVED_WINDOW_MS;
+  }
+
+  /**
+   * Clients the cluster's servers saw presenting a generation of `kind` older than `to` in the observed window, and not
+   * a newer one since. Read from the servers each time: the record lives where the handshakes happen.
+   */
+  private async observedOld(rt: ClusterRuntime, kind: AuthorityKind, to: number): Promise<ObservedClient[]> {
+    const view = rt.view() ?? (await this.ca.describeCluster(rt.name));
+    return stillPresentingOld(withGenerations(await rt.observedClients(), view), { authority: kind, to, nowMs: this.d.clock.now().getTime(), windowMs: this.observedWindowMs });
+  }
+
+  /** The observed-client fields of describe and lifetime: during a rotation, who still presents its old generation. */
+  private async observedFields(c: ClusterConfig): Promise<{ observedClients: ObservedClient[]; observedWindowSeconds: number }> {
+    const r = c.rotation;
+    const rt = this.runtimes.get(c.name);
+    const observedWindowSeconds = Math.round(this.observedWindowMs / 1000);
+    if (!isRunning(r) || r.to === undefined || !rt || rt.status().status === 'PROVISIONING') return { observedClients: [], observedWindowSeconds };
+    const observedClients = await this.observedOld(rt, r.authority, r.to).catch((e: Error) => {
+      this.d.log.warn({ cluster: c.name, err: e.message }, 'could not read the observed clients');
+      return [];
+    });
+    return { observedClients, observedWindowSeconds };
   }
 
   private persist = (c: ClusterConfig) => {
@@ -171,6 +204,7 @@ export class Fleet {
       authorities: view?.authorities ?? [],
       nodePools,
       ...(c.rotation ? { rotation: c.rotation } : {}),
+      ...(await this.observedFields(c)),
       ...(c.maintenanceWindow ? { maintenanceWindow: c.maintenanceWindow } : {}),
     };
   }
@@ -196,6 +230,10 @@ export class Fleet {
       // Nodes for the cluster root CA; for the etcd CAs of a real etcd cluster, its members (the embedded store has none).
       laggards: (kind, to) =>
         kind === 'root' ? laggards(rt.store(), to, this.d.clock.now()) : c.store.type === 'etcd' ? memberLaggards(rt.store(), kind, to) : Promise.resolve([]),
+      // The cluster root CA only: its clients are people, nodes and components that can move. The etcd CAs are managed
+      // (no one may complete or force them): their old-generation clients are listed, and their completion waits for
+      // the members alone.
+      observedOld: async (kind, to) => (kind === 'root' ? { clients: await this.observedOld(rt, kind, to), windowMs: this.observedWindowMs } : undefined),
       clock: this.d.clock,
       log: this.d.log,
     };
@@ -259,6 +297,11 @@ export class Fleet {
     return out;
   }
 
+  /** For metrics: nodes per root CA generation and how many are near the end of their certificate's life, from one store list. */
+  async nodeCredentialSummary(name: string): Promise<NodeCredentialSummary> {
+    return summarizeNodeCredentials((await listNodeCredentials(this.running(name).store())).map((c) => c.record), this.d.clock.now());
+  }
+
   async lifetime(name: string): Promise<CredentialLifetime> {
     const c = this.config(name);
     const described = await this.describe(name);
@@ -274,6 +317,8 @@ export class Fleet {
       authorities: lifetimesOf(described, now, c.rotation ? [c.rotation] : []),
       ...(c.rotation ? { rotation: c.rotation } : {}),
       ...(waitingFor ? { waitingFor } : {}),
+      observedClients: described.observedClients ?? [],
+      observedWindowSeconds: described.observedWindowSeconds ?? Math.round(this.observedWindowMs / 1000),
       ...(c.maintenanceWindow ? { maintenanceWindow: c.maintenanceWindow } : {}),
     };
   }
@@ -316,7 +361,9 @@ export class Fleet {
         if (r.trigger !== 'automatic' || (c.maintenanceWindow && !inWindow(c.maintenanceWindow, now))) return;
         const graceOver = now.getTime() >= Date.parse(r.startedAt) + AUTO_COMPLETE_GRACE_S * 1000;
         const late = await d.laggards(r.authority, r.to!);
-        if (late.length === 0) return completeRotation(d, r, false);
+        // An automatic root rotation also waits for clients seen on the old generation, until the grace period ends.
+        const seen = (await d.observedOld?.(r.authority, r.to!))?.clients ?? [];
+        if (late.length === 0 && seen.length === 0) return completeRotation(d, r, false);
         if (r.authority === 'root') {
           if (graceOver) await completeRotation(d, r, true);
           return;
@@ -385,8 +432,20 @@ export class Fleet {
     return listNodePools(this.running(cluster).store());
   }
 
-  createPool(cluster: string, pool: string, serving: NodePoolServing = {}): Promise<NodePool> {
-    return createNodePool(this.running(cluster).store(), cluster, pool, this.d.clock, false, serving);
+  createPool(cluster: string, pool: string, serving: NodePoolServing = {}, shielded?: { pcrs: number[]; ekCaBundle?: string }): Promise<NodePool> {
+    return createNodePool(this.running(cluster).store(), cluster, pool, this.d.clock, false, serving, shielded);
+  }
+
+  enrollNode(cluster: string, pool: string, req: EnrollRequest): Promise<Enrollment> {
+    return enrollNode(this.running(cluster).store(), cluster, pool, req, this.d.clock);
+  }
+
+  listEnrollments(cluster: string, pool: string): Promise<Enrollment[]> {
+    return listPoolEnrollments(this.running(cluster).store(), cluster, pool);
+  }
+
+  unenrollNode(cluster: string, pool: string, node: string): Promise<{ deleted: boolean }> {
+    return unenrollNode(this.running(cluster).store(), cluster, pool, node);
   }
 
   updatePool(cluster: string, pool: string, serving: NodePoolServing): Promise<NodePool> {

@@ -27,8 +27,12 @@ export function activeGenerationOf(view: Pick<ClusterView, 'authorities'>, kind:
 
 /** The generation of `kind` whose key issued `leaf`; 0 when none. */
 export function generationOf(view: ClusterView, leaf: ParsedCertificate, kind: AuthorityKind = 'root'): number {
-  const aki = leaf.authorityKeyId?.toString('hex');
-  return (aki && keysOf(view, kind).find((k) => k.ski === aki)?.generation) || 0;
+  return generationOfKeyId(view, leaf.authorityKeyId?.toString('hex') ?? '', kind);
+}
+
+/** The generation of `kind` whose CA key has subject key id `keyId` (lower-case hex); 0 when none. */
+export function generationOfKeyId(view: ClusterView, keyId: string, kind: AuthorityKind): number {
+  return (keyId && keysOf(view, kind).find((k) => k.ski === keyId)?.generation) || 0;
 }
 
 /** The generation that issued the first certificate of a PEM file (a leaf, maybe followed by its chain); 0 when none. */

@@ -1,17 +1,18 @@
-// Prometheus metrics of the control plane host: per cluster and authority, CA expiry and time left; the rotation phase;
-// nodes per credential generation; certificates signed and refused. Read at scrape time from the fleet (one CA call and
-// one store list per cluster), so they are never stale.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// Prometheus metrics of the control plane host: per cluster and authority, CA expiry and time left; the rotation phase
+// and since when; nodes per credential generation, on a retired one, near the end of their certificate's life;
+// certificates signed and refused. Read at scrape time from the fleet (one CA call and one store list per cluster), so
+// they are never stale. Node counts are per cluster, never per node (bounded series at 15,000 nodes). The alert rules
+// and dashboard in deploy/monitoring/ are built on exactly these names.
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { AUTHORITY_KINDS } from '../ca/authority.js';
-import { callerFromSubject } from '../ca/server.js';
+import { adminAccess } from './admin-access.js';
 import { serverOptions, type MinVersion } from '../tls/policy.js';
 import type { Fleet } from './fleet.js';
 import { ListenerGuard } from '../tls/listener-guard.js';
+import { NEAR_EXPIRY_LIFE_FRACTION } from './node-credential-summary.js';
 import { ROTATION_PHASES } from './rotation.js';
 
 export interface HostMetrics {
@@ -33,11 +34,14 @@ export function createHostMetrics(fleet: () => Fleet | undefined): HostMetrics {
   const phase = new Gauge({ name: 'trustplane_rotation_phase', help: '1 for the phase the credential rotation of the authority is in (done: none running)', labelNames: ['cluster', 'authority', 'phase'], registers: [registry] });
   const status = new Gauge({ name: 'trustplane_cluster_status', help: "1 for the cluster's status", labelNames: ['cluster', 'status'], registers: [registry] });
   const nodes = new Gauge({ name: 'trustplane_nodes_by_credential_generation', help: 'Nodes whose newest live client certificate was issued by this cluster root CA generation', labelNames: ['cluster', 'generation'], registers: [registry] });
+  const phaseStarted = new Gauge({ name: 'trustplane_rotation_phase_started_timestamp_seconds', help: 'When the running credential rotation of the authority entered its current phase, Unix seconds (no series while none runs)', labelNames: ['cluster', 'authority', 'phase'], registers: [registry] });
+  const onRetired = new Gauge({ name: 'trustplane_nodes_on_retired_generation', help: 'Nodes whose newest live client certificate was issued by a retired cluster root CA generation (no longer trusted: they must join again)', labelNames: ['cluster'], registers: [registry] });
+  const nearExpiry = new Gauge({ name: 'trustplane_nodes_near_certificate_expiry', help: `Nodes whose newest live client certificate has ${NEAR_EXPIRY_LIFE_FRACTION * 100}% or less of its lifetime left (agents renew at 70-90%, so a renewal was missed)`, labelNames: ['cluster'], registers: [registry] });
 
   // Every gauge is recomputed before each scrape.
   const collect = async () => {
     const f = fleet();
-    for (const g of [expiration, ttl, generation, phase, status, nodes]) g.reset();
+    for (const g of [expiration, ttl, generation, phase, status, nodes, phaseStarted, onRetired, nearExpiry]) g.reset();
     if (!f) return;
     const now = Date.now();
     for (const c of await f.list().catch(() => [])) {
@@ -53,9 +57,16 @@ export function createHostMetrics(fleet: () => Fleet | undefined): HostMetrics {
       for (const kind of AUTHORITY_KINDS) {
         const r = c.rotation?.authority === kind ? c.rotation : undefined;
         for (const p of ROTATION_PHASES) phase.set({ cluster: c.name, authority: kind, phase: p }, (r?.phase ?? 'done') === p ? 1 : 0);
+        const entered = r && r.phase !== 'done' ? r.history[r.history.length - 1]?.at : undefined;
+        if (r && entered) phaseStarted.set({ cluster: c.name, authority: kind, phase: r.phase }, Date.parse(entered) / 1000);
       }
-      const counts = await f.nodesByGeneration(c.name).catch(() => new Map<number, number>());
-      for (const [gen, n] of counts) nodes.set({ cluster: c.name, generation: String(gen) }, n);
+      // A cluster whose store does not answer has no node series this scrape (rather than zeros that would look healthy).
+      const summary = await f.nodeCredentialSummary(c.name).catch(() => undefined);
+      if (!summary) continue;
+      for (const [gen, n] of summary.byGeneration) nodes.set({ cluster: c.name, generation: String(gen) }, n);
+      const retired = new Set(c.authorities.find((a) => a.kind === 'root')?.generations.filter((g) => g.state === 'retired').map((g) => g.generation));
+      onRetired.set({ cluster: c.name }, [...summary.byGeneration].reduce((sum, [gen, n]) => sum + (retired.has(gen) ? n : 0), 0));
+      nearExpiry.set({ cluster: c.name }, summary.nearExpiry);
     }
   };
 
@@ -85,30 +96,17 @@ export interface MetricsAccess {
   minVersion?: MinVersion;
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
 /** Undefined when the request may be answered; else the status and why, told so that a scraper's operator knows what to fix. */
 export function metricsRefusal(req: IncomingMessage, token: string): { status: 401 | 403; message: string } | undefined {
-  const socket = req.socket as TLSSocket;
-  if (socket.authorized) {
-    const subject = socket.getPeerCertificate().subject as unknown as Record<string, string | string[] | undefined>;
-    try {
-      const caller = callerFromSubject(subject);
-      if (caller.role === 'fleet') return undefined;
-      return { status: 403, message: `metrics are for fleet administrators; ${caller.name} is not one` };
-    } catch (e) {
-      return { status: 403, message: (e as Error).message };
-    }
-  }
-  const auth = req.headers.authorization;
-  const m = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
-  // Compared as digests: equal lengths for timingSafeEqual, and no early exit that would time the token out.
-  if (m && timingSafeEqual(digest(m[1]), digest(token))) return undefined;
+  const a = adminAccess(req, token);
+  if (a.ok) return undefined;
+  if (a.why === 'not-admin') return { status: 403, message: a.caller ? `metrics are for fleet administrators; ${a.caller} is not one` : a.detail };
   return {
     status: 401,
-    message: m
-      ? 'the bearer token is not the metrics token of this host\n'
-      : 'metrics need a credential: the fleet administrator\'s client certificate, or the bearer token in <data-dir>/host/metrics-token\n',
+    message:
+      a.why === 'wrong-token'
+        ? 'the bearer token is not the metrics token of this host\n'
+        : 'metrics need a credential: the fleet administrator\'s client certificate, or the bearer token in <data-dir>/host/metrics-token\n',
   };
 }
 

@@ -5,7 +5,8 @@
 //   preparing   the CA makes the next generation, certified by the current one; every component trusts both
 //   activating  the new generation signs; serving certificates are re-issued under it (their chain carries the
 //               cross-certificate, so clients holding only the old bundle still verify them)
-//   moving      nodes pick up the new bundle and re-issue their certificates (RECONCILING); waits for completion
+//   moving      nodes pick up the new bundle and re-issue their certificates (RECONCILING); waits for completion,
+//               which is refused while nodes hold only old credentials or clients were seen presenting them lately
 //   completing  the old generation is retired (its key destroyed); only the new one is trusted
 //   done
 import type { AuthorityKind } from '../ca/authority.js';
@@ -17,6 +18,7 @@ import { TrustplaneError } from '../util/errors.js';
 import { failpoint } from '../util/failpoint.js';
 import { activeGenerationOf } from './generations.js';
 import type { Logger } from '../util/log.js';
+import { describeObservedClient, windowText, type ObservedClient } from './observed-clients.js';
 
 export type RotationPhase = 'preparing' | 'activating' | 'moving' | 'completing' | 'done';
 export const ROTATION_PHASES: RotationPhase[] = ['preparing', 'activating', 'moving', 'completing', 'done'];
@@ -32,6 +34,8 @@ export interface RotationRecord {
   to?: number;
   /** Set by --force: completed although some nodes had not moved. */
   forced?: string[];
+  /** Set by --force: completed although these clients were seen presenting the old generation lately. */
+  forcedClients?: string[];
   completedAt?: string;
   /** When each phase was entered. */
   history: Array<{ phase: RotationPhase; at: string }>;
@@ -46,6 +50,11 @@ export interface RotationDeps {
   applyTrust(kind: AuthorityKind, view: ClusterView): Promise<void>;
   /** Nodes whose newest credential is older than generation `to` (the root CA only; other authorities have none). */
   laggards(kind: AuthorityKind, to: number): Promise<string[]>;
+  /**
+   * Clients that servers saw presenting a generation older than `to` within the last `windowMs` and that have not
+   * moved since (see observed-clients.ts); absent or undefined: no gate for this authority.
+   */
+  observedOld?(kind: AuthorityKind, to: number): Promise<{ clients: ObservedClient[]; windowMs: number } | undefined>;
   clock: Clock;
   log: Logger;
 }
@@ -119,7 +128,10 @@ export async function advance(d: RotationDeps, r: RotationRecord): Promise<void>
   }
 }
 
-/** Completes a rotation in `moving`: refused while nodes still hold only old credentials, unless forced. */
+/**
+ * Completes a rotation in `moving`: refused while nodes still hold only old credentials, or while clients were seen
+ * presenting the old generation within the observed window, unless forced.
+ */
 export async function completeRotation(d: RotationDeps, r: RotationRecord, force: boolean): Promise<void> {
   if (r.phase !== 'moving' && r.phase !== 'completing') {
     throw new TrustplaneError('Conflict', `the rotation of the ${authorityTitle(r.authority)} is in phase ${r.phase}; it can be completed once nodes are moving to the new generation`, 'try again in a moment');
@@ -134,7 +146,18 @@ export async function completeRotation(d: RotationDeps, r: RotationRecord, force
         'wait for them to re-issue their certificates (their agents do it by themselves), or pass --force to cut them off (they must join again with a new bootstrap token)',
       );
     }
+    const seen = await d.observedOld?.(r.authority, r.to!);
+    if (seen && seen.clients.length > 0 && !force) {
+      const n = seen.clients.length;
+      const shown = seen.clients.slice(0, 10).map(describeObservedClient).join('; ') + (n > 10 ? `; and ${n - 10} more` : '');
+      throw new TrustplaneError(
+        'Conflict',
+        `${n} client(s) presented generation ${r.from} of the ${authorityTitle(r.authority)} in the last ${windowText(seen.windowMs)} and have not been seen on generation ${r.to} since: ${shown}`,
+        `move them to new credentials (admin users: \`trustplane clusters get-credentials ${d.cluster}\`) or wait until they have not been seen for ${windowText(seen.windowMs)}; or pass --force to complete anyway (they are refused from then on). See them with \`trustplane clusters check-credential-lifetime ${d.cluster}\``,
+      );
+    }
     if (late.length > 0) r.forced = late;
+    if (seen && seen.clients.length > 0) r.forcedClients = seen.clients.map((c) => `${c.user} (${c.server})`);
     enter(d, r, 'completing');
   }
   await advance(d, r);

@@ -4,7 +4,7 @@ import type { CallerIdentity } from '../ca/service.js';
 import type { MinVersion } from '../tls/policy.js';
 import { forbidden, invalid, notFound } from '../util/errors.js';
 import { asObject, startH2JsonServer, type RunningH2JsonServer } from '../util/h2-json.js';
-import { MAX_BODY_BYTES, type BootstrapTokenRequest, type CreateClusterRequest, type CredentialsRequest, type UpdateClusterRequest } from './api.js';
+import { MAX_BODY_BYTES, type EnrollRequest, type BootstrapTokenRequest, type CreateClusterRequest, type CredentialsRequest, type UpdateClusterRequest } from './api.js';
 import type { Fleet } from './fleet.js';
 
 export interface FleetServerOptions {
@@ -37,6 +37,17 @@ function poolServing(b: Record<string, unknown>): { allowedCidrs?: string[]; dns
   return { ...(allowedCidrs ? { allowedCidrs } : {}), ...(dnsSuffixes ? { dnsSuffixes } : {}) };
 }
 
+/** A pool's shielded policy from a request body: absent, or { pcrs: number[] }. */
+function poolShielded(b: Record<string, unknown>): { pcrs: number[]; ekCaBundle?: string } | undefined {
+  const s = b.shielded;
+  if (s === undefined || s === null || s === false) return undefined;
+  const pcrs = (s as { pcrs?: unknown }).pcrs;
+  if (typeof s !== 'object' || !Array.isArray(pcrs) || !pcrs.every((x) => typeof x === 'number')) throw invalid('"shielded" must be { "pcrs": [numbers] }');
+  const ekCaBundle = (s as { ekCaBundle?: unknown }).ekCaBundle;
+  if (ekCaBundle !== undefined && typeof ekCaBundle !== 'string') throw invalid('"shielded.ekCaBundle" must be a PEM string');
+  return { pcrs: pcrs as number[], ...(ekCaBundle ? { ekCaBundle } : {}) };
+}
+
 async function route(f: Fleet, method: string, parts: string[], body: () => Promise<unknown>): Promise<[number, unknown]> {
   const [v1, top, c, sub, p, sub2] = parts;
   if (v1 !== 'v1' || top !== 'clusters') throw notFound(`no route for ${method} /${parts.join('/')}`);
@@ -65,12 +76,22 @@ async function route(f: Fleet, method: string, parts: string[], body: () => Prom
     case 'POST 4 node-pools': {
       const b = asObject(await body(), 'request');
       if (typeof b.name !== 'string') throw invalid('needs "name"');
-      return [201, await f.createPool(cluster, b.name, poolServing(b))];
+      return [201, await f.createPool(cluster, b.name, poolServing(b), poolShielded(b))];
     }
     case 'PUT 5 node-pools':
       return [200, await f.updatePool(cluster, pool, poolServing(asObject(await body(), 'request')))];
     case 'DELETE 5 node-pools':
       return [200, { deleted: pool, ...(await f.deletePool(cluster, pool)) }];
+    case 'GET 6 node-pools enrollments':
+      return [200, { enrollments: await f.listEnrollments(cluster, pool) }];
+    case 'POST 6 node-pools enrollments': {
+      const b = asObject(await body(), 'request');
+      if (typeof b.nodeName !== 'string' || typeof b.ekPublic !== 'string') throw invalid('needs "nodeName" and "ekPublic" (PEM) strings');
+      if (b.pcrValues !== undefined && (typeof b.pcrValues !== 'object' || b.pcrValues === null || Array.isArray(b.pcrValues))) throw invalid('"pcrValues" must be an object of PCR index to hex value');
+      return [201, await f.enrollNode(cluster, pool, b as unknown as EnrollRequest)];
+    }
+    case 'DELETE 7 node-pools enrollments':
+      return [200, await f.unenrollNode(cluster, pool, decodeURIComponent(parts[6] ?? ''))];
     case 'POST 6 node-pools bootstrap-tokens': {
       const b = asObject(await body(), 'request') as BootstrapTokenRequest;
       if (b.ttlSeconds !== undefined && typeof b.ttlSeconds !== 'number') throw invalid('"ttlSeconds" must be a number');

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { CLUSTER_INFO_PATH, trustBundleDigest } from '../apiserver/api/cluster-info.js';
+import { readTrustBundle } from './trust-bundle-source.js';
 import type { NodeAddress } from '../apiserver/registry/node.js';
 import { nodeNameProblem, parseCertificates, spkiPin, type ParsedCertificate } from '../pki/index.js';
 import type { MinVersion } from '../tls/policy.js';
@@ -16,6 +17,7 @@ import { openAgentLog } from './agent-log.js';
 import { ApiClient, isApiError, type ApiCredentials } from './api-client.js';
 import { parseCaCertHash } from './ca-pin.js';
 import { requestCertificate, type IssuedCredential } from './certificate-request.js';
+import { requestAttestedCertificate } from './shielded-join.js';
 import { discoverCluster, parseServerUrl, readClusterInfo } from './discovery.js';
 import { startNodeEndpoint, type NodeEndpoint } from './endpoint.js';
 import { NodeHeartbeat, type HeartbeatStatus } from './heartbeat.js';
@@ -35,6 +37,8 @@ export interface NodeAgentOptions {
   server?: string;
   /** Bootstrap token "<id>.<secret>". */
   token?: string;
+  /** A shielded node: no token; every client certificate is got by TPM attestation through this TCTI (kept in the data dir's config). */
+  shielded?: { tcti: string; pool?: string };
   /** kubeadm-style CA public key pins, "sha256:<hex>". */
   caCertHash?: string | string[];
   /** PEM file with the cluster root CA, instead of or besides a hash. */
@@ -161,7 +165,7 @@ function sansOf(addresses: NodeAddress[]): { dns: string[]; ip: string[] } {
  */
 export async function joinNode(o: NodeAgentOptions): Promise<NodeAgent> {
   if (!o.server) throw invalid('--server is required to join', 'pass the API server URL, https://HOST:PORT');
-  if (!o.token) throw invalid('--token is required to join', 'make one with `trustplane node-pools bootstrap-token POOL --cluster CLUSTER`');
+  if (!o.token && !o.shielded) throw invalid('--token is required to join (or --shielded, for a node whose TPM is enrolled)', 'make one with `trustplane node-pools bootstrap-token POOL --cluster CLUSTER`');
   return startNodeAgent(o);
 }
 
@@ -213,7 +217,7 @@ async function run(
     const have = pinsOfBundle(caBundle);
     if (givenPins.length && !givenPins.some((p) => have.includes(p))) throw refuse(`its CA hash is ${have.join(' or ')}, not ${givenPins.join(' or ')}`);
   } else {
-    if (!o.server || !o.token) {
+    if (!o.server || (!o.token && !o.shielded)) {
       throw new TrustplaneError(
         'NotFound',
         `node data dir ${dir} holds no credentials: this node has not joined a cluster`,
@@ -224,8 +228,23 @@ async function run(
     const found = await discoverCluster({ server: o.server, caCertHashes: givenPins, caFile: o.caFile, minVersion: o.minVersion, timeoutMs: 15_000 });
     log.info({ server: found.server, caCertHashes: found.caCertHashes, tunnelServer: found.tunnelServer ?? null }, 'the cluster CA matches; its API server is authenticated');
     caBundle = found.caBundle;
-    config = { server: found.server, nodeName, ...(found.tunnelServer ? { tunnelServer: found.tunnelServer } : {}), caCertHashes: found.caCertHashes, joinedAt: clock.now().toISOString() };
+    config = {
+      server: found.server,
+      nodeName,
+      ...(found.tunnelServer ? { tunnelServer: found.tunnelServer } : {}),
+      caCertHashes: found.caCertHashes,
+      joinedAt: clock.now().toISOString(),
+      ...(o.shielded ? { shielded: o.shielded } : {}),
+    };
     state.writeCaBundle(caBundle);
+    state.writeConfig(config);
+  }
+  // A shielded node proves its TPM instead: it holds no token, on disk or anywhere else.
+  const shielded = o.shielded ?? config.shielded;
+  if (shielded && o.token) throw invalid(`node ${nodeName} is a shielded node: it joins by TPM attestation and takes no bootstrap token`, 'run it without --token and without $TRUSTPLANE_BOOTSTRAP_TOKEN');
+  if (shielded && o.shielded && !config.shielded) throw invalid(`node data dir ${dir} belongs to a node that joined with a bootstrap token, not a shielded one`, `use another --node-data-dir, or remove ${dir} to join anew`);
+  if (shielded && o.shielded && config.shielded && (o.shielded.tcti !== config.shielded.tcti || o.shielded.pool !== config.shielded.pool)) {
+    config.shielded = o.shielded;
     state.writeConfig(config);
   }
   // A token given now is kept: it is what lets the node join again if its client certificate lapses while offline.
@@ -245,8 +264,27 @@ async function run(
       `make a new bootstrap token with \`trustplane node-pools bootstrap-token POOL --cluster CLUSTER\`, then run \`${joinCommand}\``,
     );
 
+  /** A shielded node's client certificate: TPM attestation, for the first join, every renewal and after a lapse. */
+  const attest = (why?: string): Promise<IssuedCredential> => {
+    log.info({ tcti: shielded!.tcti, ...(why ? { why } : {}) }, 'requesting a client certificate by TPM attestation');
+    return requestAttestedCertificate({
+      server: cfg.server,
+      caBundle: bundle,
+      nodeName,
+      tcti: shielded!.tcti,
+      ...(shielded!.pool ? { pool: shielded!.pool } : {}),
+      state,
+      clock,
+      log,
+      timeoutMs: waitTimeoutMs,
+      minVersion: o.minVersion,
+      ...(o.clientCertExpirationSeconds ? { expirationSeconds: o.clientCertExpirationSeconds } : {}),
+    });
+  };
+
   /** A client certificate got with the bootstrap token held (the first join, or a re-join after a lapse). */
   const bootstrap = async (why?: string): Promise<IssuedCredential> => {
+    if (shielded) return attest(why);
     const token = state.readToken();
     if (!token) throw lapsed(`${why ?? 'it has no client certificate'}, and no bootstrap token is held to join again`);
     const tokenId = token.split('.')[0];
@@ -282,16 +320,19 @@ async function run(
   const api = new ApiClient(cfg.server, creds(client), { minVersion: o.minVersion, onTrustHeader: (v) => onTrust(v) });
   cleanups.push(() => api.close());
 
-  /** Takes the bundle cluster-info has now (read over a connection the current bundle verified); true when it changed. */
-  const refreshBundle = async (): Promise<boolean> => {
-    const info = readClusterInfo(await api.get(CLUSTER_INFO_PATH), cfg.server);
-    const digest = trustBundleDigest(info.caBundle);
-    if (digest === bundleDigest) return false;
-    bundle = info.caBundle;
-    bundleDigest = digest;
+  /**
+   * Takes the bundle published now (the API server's serving signer's ClusterTrustBundle whose digest is `digest`, else
+   * cluster-info; read over a connection the current bundle verified); true when it changed.
+   */
+  const refreshBundle = async (digest?: string): Promise<boolean> => {
+    const read = await readTrustBundle(api, cfg.server, digest);
+    const next = trustBundleDigest(read.pem);
+    if (next === bundleDigest) return false;
+    bundle = read.pem;
+    bundleDigest = next;
     state.writeCaBundle(bundle);
     api.setCredentials(creds(client!));
-    log.info({ caCertHashes: pinsOfBundle(bundle) }, 'the cluster root CA bundle changed (credential rotation); trusting the new one');
+    log.info({ caCertHashes: pinsOfBundle(bundle), from: read.source }, 'the cluster root CA bundle changed (credential rotation); trusting the new one');
     return true;
   };
 
@@ -361,7 +402,7 @@ async function run(
     log,
     pollMs: o.rotationPollMs,
     current: () => client!.leaf,
-    renew: async () => useClient(await requestCertificate(clientSpec, reqOpts(api))),
+    renew: async () => useClient(shielded ? await attest() : await requestCertificate(clientSpec, reqOpts(api))),
     onExpired: async () => {
       try {
         useClient(await bootstrap(`its client certificate expired at ${client!.leaf.notAfter.toISOString()} before it could be renewed`));
@@ -489,11 +530,11 @@ async function run(
   // can complete. One follow-up at a time; a generation that did not take is not asked for again in a loop.
   const follower = new TrustFollower({
     bundleDigest: () => bundleDigest,
-    refreshBundle: async () => {
-      if (await refreshBundle()) endpoint?.setClientCa(bundle);
+    refreshBundle: async (t) => {
+      if (await refreshBundle(t.digest)) endpoint?.setClientCa(bundle);
     },
     certificates: [
-      { what: 'client certificate', leaf: () => client?.leaf, reissue: async () => useClient(await requestCertificate(clientSpec, reqOpts(api))) },
+      { what: 'client certificate', leaf: () => client?.leaf, reissue: async () => useClient(shielded ? await attest() : await requestCertificate(clientSpec, reqOpts(api))) },
       {
         what: 'serving certificate',
         leaf: () => serving?.leaf,

@@ -174,7 +174,7 @@ export async function waitForCertificate(
 }
 
 /** The key for the next request: the one a request in flight was made with, else a new P-256 key, saved 0600 first. */
-async function pendingKey(state: NodeState, kind: CredentialKind): Promise<string> {
+export async function pendingKey(state: NodeState, kind: CredentialKind): Promise<string> {
   const saved = state.readPendingKey(kind);
   if (saved) {
     try {

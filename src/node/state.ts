@@ -19,6 +19,8 @@ export interface NodeConfig {
   tunnelServer?: string;
   caCertHashes: string[];
   joinedAt: string;
+  /** A shielded node: it proves its TPM (reached through this TCTI) for every client certificate, and holds no token. */
+  shielded?: { tcti: string; pool?: string };
 }
 
 export type CredentialKind = 'client' | 'server';

@@ -2,8 +2,9 @@
 // agent and each hollow node do when the bundle or the signing generation changes, in one place.
 //
 // Every answer says "sha256:<bundle digest>;signer=<authority key id of the CA that signs now>" (cluster-info.ts). A
-// node whose bundle differs reads cluster-info again and trusts the new bundle; a node whose client or serving
-// certificate was issued by another CA than the signer re-issues it (renewal path) and swaps it. The per-answer cost is
+// node whose bundle differs reads the bundle again and trusts the new one; a node whose client or serving
+// certificate was issued by another CA than the signer re-issues it (renewal path) and swaps it. The new bundle is read
+// from the ClusterTrustBundle the control plane publishes (trust-bundle-source.ts), from cluster-info on older hosts. The per-answer cost is
 // one string compare once a header is settled; at most one follow-up runs per node; a generation whose re-issue worked
 // (or is running) is not asked for again, one that failed is tried again on a later answer.
 import { parseTrustHeader } from '../apiserver/api/cluster-info.js';
@@ -25,7 +26,7 @@ export interface FollowedCertificate {
 export interface TrustFollowerOptions {
   /** Digest (trustBundleDigest) of the bundle the node trusts now. */
   bundleDigest(): string;
-  /** Reads cluster-info over the node's verified connection and trusts its bundle everywhere the node uses one. */
+  /** Reads the bundle the header names (trust-bundle-source.ts) over the node's verified connection and trusts it everywhere the node uses one. */
   refreshBundle(header: TrustHeader): Promise<void>;
   /** Client first: the serving certificate's request then goes with the new client certificate. */
   certificates: FollowedCertificate[];

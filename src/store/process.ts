@@ -9,6 +9,7 @@ import { SIGNER_ETCD_SERVER } from '../pki/signer-names.js';
 import { writeFileAtomic } from '../util/files.js';
 import { startStoreServer } from './server/index.js';
 import { startStoreServerThread } from './server-thread.js';
+import type { ClientSighting } from '../tls/observed-clients.js';
 
 /** As `trustplane store serve`'s defaults: keep the last 10,000 revisions, look every 5 minutes. */
 export const DEFAULT_COMPACTION = { intervalMs: 5 * 60_000, retainRevisions: 10_000 };
@@ -37,6 +38,8 @@ export interface RunningStoreProcess {
   url: string;
   /** After a step of an etcd API CA rotation: a serving certificate from the active generation, and its current bundle. */
   reloadTls(): Promise<void>;
+  /** The store's record of the client certificates it saw (see tls/observed-clients.ts). */
+  observedClients(): Promise<ClientSighting[]>;
   stop(): Promise<void>;
 }
 
@@ -73,6 +76,7 @@ export async function runStoreProcess(o: StoreProcessOptions): Promise<RunningSt
   writeFileAtomic(p.storeEndpoint, JSON.stringify(endpoint, null, 2) + '\n');
   return {
     url: store.endpoint,
+    observedClients: () => store.observedClients(),
     async reloadTls() {
       const next = await storeServingTls(o.ca, o.cluster, host);
       await store.setTls({ ...next, minVersion: o.minVersion });

@@ -21,6 +21,10 @@ async function main(): Promise<void> {
       );
       return;
     }
+    if (m && typeof m === 'object' && 'observedClients' in m) {
+      void store.observedClients().then((clients) => port.postMessage({ observed: m.observedClients, clients }));
+      return;
+    }
     if (m !== 'close') return;
     void store.close().then(() => port.postMessage({ closed: true }));
   });

@@ -3,13 +3,15 @@
 import { Worker } from 'node:worker_threads';
 import { TrustplaneError, type Reason } from '../util/errors.js';
 import type { RunningStore, StoreServerOptions } from './server/index.js';
+import type { ClientSighting } from '../tls/observed-clients.js';
 
 type FromThread =
   | { started: { port: number; host: string; endpoint: string } }
   | { failed: { reason?: Reason; message: string; hint?: string } }
   | { closed: true }
   | { tlsSet: number }
-  | { tlsFailed: number; message: string };
+  | { tlsFailed: number; message: string }
+  | { observed: number; clients: ClientSighting[] };
 
 /** startStoreServer, on its own thread. Options must be plain data (no clock): they are copied to the thread. */
 export function startStoreServerThread(o: StoreServerOptions): Promise<RunningStore> {
@@ -17,6 +19,7 @@ export function startStoreServerThread(o: StoreServerOptions): Promise<RunningSt
   let closing: Promise<void> | undefined;
   let nextId = 0;
   const tlsWaiters = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  const observedWaiters = new Map<number, (clients: ClientSighting[]) => void>();
   return new Promise<RunningStore>((resolve, reject) => {
     let started = false;
     worker.on('message', (m: FromThread) => {
@@ -31,9 +34,22 @@ export function startStoreServerThread(o: StoreServerOptions): Promise<RunningSt
               worker.postMessage({ setTls: tls, id });
             });
           },
+          observedClients() {
+            // A thread that is closing answers no more: nothing was seen, rather than a wait that never ends.
+            if (closing) return Promise.resolve([]);
+            const id = ++nextId;
+            return new Promise<ClientSighting[]>((ok) => {
+              observedWaiters.set(id, ok);
+              worker.postMessage({ observedClients: id });
+            });
+          },
           close() {
             closing ??= new Promise<void>((done) => {
-              worker.once('exit', () => done());
+              worker.once('exit', () => {
+                for (const w of observedWaiters.values()) w([]);
+                observedWaiters.clear();
+                done();
+              });
               worker.postMessage('close');
             });
             return closing;
@@ -46,6 +62,9 @@ export function startStoreServerThread(o: StoreServerOptions): Promise<RunningSt
       } else if ('tlsSet' in m) {
         tlsWaiters.get(m.tlsSet)?.resolve();
         tlsWaiters.delete(m.tlsSet);
+      } else if ('observed' in m) {
+        observedWaiters.get(m.observed)?.(m.clients);
+        observedWaiters.delete(m.observed);
       } else if ('tlsFailed' in m) {
         tlsWaiters.get(m.tlsFailed)?.reject(new TrustplaneError('Invalid', `the store cannot use the new certificates: ${m.message}`));
         tlsWaiters.delete(m.tlsFailed);

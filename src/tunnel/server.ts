@@ -9,6 +9,7 @@ import { ListenerGuard, type ConnectionLimits, type GuardStats } from '../tls/li
 import { serverOptions, type MinVersion } from '../tls/policy.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { TrustplaneError, invalid } from '../util/errors.js';
+import { clientIdentityOf, plainAddress, type ClientIdentity, type ObservedClients } from '../tls/observed-clients.js';
 import { describeSubject, nodeNameOf } from './identity.js';
 import {
   ALPN,
@@ -52,6 +53,8 @@ export interface TunnelServerOptions {
   limits?: ConnectionLimits;
   /** What certificate expiry and chain checks read as now. */
   clock?: Clock;
+  /** Records each connected agent's user and issuing CA key (observed clients): at connect, while open, at close. */
+  observed?: ObservedClients;
 }
 
 export interface TunnelServer {
@@ -87,6 +90,9 @@ interface AgentLink {
   notAfter: Date;
   streams: Set<http2.ClientHttp2Stream>;
   stop: () => void;
+  /** For the record of observed clients. */
+  identity?: ClientIdentity;
+  address: string;
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
@@ -168,8 +174,11 @@ export async function startTunnelServer(o: TunnelServerOptions): Promise<TunnelS
       return refuse(socket, `certificate "${describeSubject(peer)}" is not a node's: a node agent needs CN=system:node:<name> and O=system:nodes`);
     }
     let serialHex: string;
+    let identity: ClientIdentity | undefined;
     try {
-      serialHex = parseCertificate(peer.raw).serialHex;
+      const leaf = parseCertificate(peer.raw);
+      serialHex = leaf.serialHex;
+      identity = clientIdentityOf(leaf);
     } catch (e) {
       return refuse(socket, `certificate of node ${node} cannot be read: ${(e as Error).message}`);
     }
@@ -186,7 +195,8 @@ export async function startTunnelServer(o: TunnelServerOptions): Promise<TunnelS
       settings: SETTINGS,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
-    const link: AgentLink = { node, socket, session, chain: peerChain(peer), serialHex, notAfter, streams: new Set(), stop: () => undefined };
+    const link: AgentLink = { node, socket, session, chain: peerChain(peer), serialHex, notAfter, streams: new Set(), stop: () => undefined, identity, address: plainAddress(socket.remoteAddress) };
+    observe(link);
     session.on('error', (e) => log('tunnel: agent session error', { node: link.node, error: e.message }));
     session.once('connect', () => {
       try {
@@ -199,6 +209,11 @@ export async function startTunnelServer(o: TunnelServerOptions): Promise<TunnelS
     link.stop = keepSessionAlive(session, keepalive, (why) => drop(link, `agent does not answer: ${why}`));
     live.add(link);
     session.once('close', () => {
+      observe(link);
+      // A connection replaced by a newer one of the same node closes after it: the newer is seen again, so that its
+      // sighting stays the latest (the node moved, e.g. to a certificate of a new CA generation).
+      const current = links.get(node!);
+      if (current && current !== link) observe(current);
       live.delete(link);
       link.stop();
       if (links.get(node!) === link) {
@@ -217,6 +232,11 @@ export async function startTunnelServer(o: TunnelServerOptions): Promise<TunnelS
     }
     const ws = waiters.get(node);
     if (ws) for (const w of [...ws]) w();
+  }
+
+  /** An open tunnel presents its certificate for as long as it is open: seen at connect, on each sweep, at close. */
+  function observe(link: AgentLink): void {
+    if (link.identity) o.observed?.see(link.identity, 'tunnel', link.address, clock.now().getTime());
   }
 
   /** Tells the agent why (GOAWAY with the reason as its opaque data), then closes. */
@@ -248,6 +268,7 @@ export async function startTunnelServer(o: TunnelServerOptions): Promise<TunnelS
     const now = clock.now().getTime();
     for (const link of [...live]) {
       if (now > link.notAfter.getTime()) drop(link, `client certificate expired at ${link.notAfter.toISOString()}`);
+      else observe(link);
     }
   }, keepalive.intervalMs);
   sweep.unref();

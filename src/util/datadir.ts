@@ -48,6 +48,8 @@ export function hostPaths(dataDir: string) {
     log: join(dir, 'host.log'),
     /** The bearer token that lets a scraper read /metrics (0600; made at the host's first start). */
     metricsToken: join(dir, 'metrics-token'),
+    /** The web console's port, chosen at its first start and kept so that a bookmark works after a restart. */
+    consolePort: join(dir, 'console-port'),
     clustersDir: join(dataDir, 'clusters'),
   };
 }

@@ -184,6 +184,8 @@ export interface H2JsonServerOptions<C> {
   route(caller: C, method: string, parts: string[], body: () => Promise<unknown>, url: URL): Promise<[number, unknown]>;
   /** Runs before every answer, error or not (the CA flushes its audit log here). */
   beforeAnswer?(): void;
+  /** Sees every identified request before it is routed, with its connection (the CA records observed clients here). */
+  observe?(caller: C, socket: TLSSocket, parts: string[]): void;
   /** Handshake and idle timeouts, connection caps; defaults in DEFAULT_CONNECTION_LIMITS. */
   limits?: ConnectionLimits;
   log?: (msg: string, fields: Record<string, unknown>) => void;
@@ -224,6 +226,7 @@ export function startH2JsonServer<C>(o: H2JsonServerOptions<C>): Promise<Running
         const caller = identify(req);
         const url = new URL(req.url, 'https://service.invalid');
         const parts = url.pathname.split('/').filter(Boolean);
+        o.observe?.(caller, (req.stream.session?.socket ?? req.socket) as TLSSocket, parts);
         const [status, body] = await o.route(caller, req.method, parts, () => readJsonBody(req, o.maxBodyBytes), url);
         o.beforeAnswer?.();
         sendJson(res, status, body);

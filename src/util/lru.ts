@@ -30,4 +30,9 @@ export class LruMap<K, V> {
   get size(): number {
     return this.m.size;
   }
+
+  /** Every value, least recently used first; reading them does not reorder them. */
+  values(): IterableIterator<V> {
+    return this.m.values();
+  }
 }

@@ -78,9 +78,10 @@ describe('credential rotation through kill -9 of the host at each phase, of the 
       await hostWith('rotation.completing');
       await waitFor('completion to be allowed (every node moved) and asked for', () => {
         const r = tp(['clusters', 'update', 'crash', '--complete-credential-rotation', '--data-dir', dataDir]);
-        // Refused while nodes lag, or while the restarted host has not started the cluster yet: ask again. Anything
-        // else is the host dying under the command (the failpoint), which firedAt checks.
-        if (/still hold only credentials|is not serving/.test(r.stderr)) return undefined;
+        // Refused while nodes lag (their credentials, or their connections still seen on the old generation: observed
+        // clients), or while the restarted host has not started the cluster yet: ask again. Anything else is the host
+        // dying under the command (the failpoint), which firedAt checks.
+        if (/still hold only credentials|presented generation 1|is not serving/.test(r.stderr)) return undefined;
         return true;
       }, 60000, 500);
     };

@@ -139,6 +139,12 @@ describe('credential rotation of a cluster root CA whose keys live in SoftHSM2 (
     assert.equal(readFileSync(oldKc, 'utf8'), oldKcText);
     const k1 = kubectl(oldKc, ['get', 'nodes']);
     assert.equal(k1.status, 0, `kubectl with the old kubeconfig during the rotation: ${k1.stderr}`);
+    // The admin moves to new credentials before completing: a user seen on the old generation lately, and not on the
+    // new one since, holds completion (observed clients).
+    const movedKc = join(tmp.path, 'moved.kubeconfig');
+    tpj(['clusters', 'get-credentials', CLUSTER, '--kubeconfig', movedKc]);
+    const kMoved = kubectl(movedKc, ['get', 'nodes']);
+    assert.equal(kMoved.status, 0, `kubectl with the new kubeconfig during the rotation: ${kMoved.stderr}`);
 
     // ---- complete: the old generation retired, its key destroyed on the token ----
     const completed = tpj(['clusters', 'update', CLUSTER, '--complete-credential-rotation']);

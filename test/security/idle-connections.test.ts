@@ -67,6 +67,9 @@ describe('idle, half-open and slow connections against every listener of a runni
     const metricsUrl = (JSON.parse(readFileSync(hostPaths(dataDir).endpoint, 'utf8')) as { metricsUrl?: string }).metricsUrl;
     assert.ok(metricsUrl, 'the host wrote its metrics URL');
     add('metrics listener', metricsUrl, hostPid);
+    const consoleUrl = (JSON.parse(readFileSync(hostPaths(dataDir).endpoint, 'utf8')) as { consoleUrl?: string }).consoleUrl;
+    assert.ok(consoleUrl, 'the host wrote its web console URL');
+    add('web console', consoleUrl, hostPid);
     // The API server asks for a client certificate without requiring one: slow headers after a finished handshake too.
     add('API server', cluster.endpoint, hostPid, { partialHeaders: 100, idleAfterHandshake: 100 });
     const info = kubectl(['get', '--raw', '/api/v1/namespaces/kube-public/configmaps/cluster-info']);

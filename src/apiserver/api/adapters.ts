@@ -2,7 +2,8 @@
 import type { Store } from '../../store/client.js';
 import { claimBootstrapToken, releaseBootstrapToken } from '../auth/bootstrap-tokens.js';
 import type { Authenticated } from '../auth/authenticate.js';
-import { csrCreateRefusal, nodeNameOf } from '../auth/authorize.js';
+import { clusterTrustBundleRefusal, csrCreateRefusal, nodeNameOf } from '../auth/authorize.js';
+import type { ClusterTrustBundle, ClusterTrustBundleRegistry } from '../registry/cluster-trust-bundle.js';
 import type { CsrRegistry, CertificateSigningRequest } from '../registry/csr.js';
 import type { LeaseRegistry, Lease } from '../registry/lease.js';
 import { restrictedLabelChanges, type NodeRegistry, type Node } from '../registry/node.js';
@@ -132,6 +133,32 @@ function leaseAdapter(reg: LeaseRegistry): Adapter {
   };
 }
 
+/** The attest admission on every write of a ClusterTrustBundle (authorize has already let only administrators write). */
+function attested(ctx: Ctx, verb: string) {
+  return (next: ClusterTrustBundle, cur: ClusterTrustBundle | undefined) => {
+    const refusal = clusterTrustBundleRefusal(ctx.auth.user, next, cur);
+    if (refusal) throw forbiddenError(ctx.auth.user.name, { verb, group: 'certificates.k8s.io', resource: 'clustertrustbundles', name: next.metadata.name }, refusal);
+  };
+}
+
+function clusterTrustBundleAdapter(reg: ClusterTrustBundleRegistry): Adapter {
+  return {
+    def: findResource('certificates.k8s.io', 'v1beta1', 'clustertrustbundles')!,
+    info: reg.objects.info,
+    get: (n) => reg.get(n),
+    list: (rev) => (rev === undefined ? reg.list() : reg.objects.list(rev)),
+    watch: (a, cb) => reg.watch(a, cb as (ev: ObjectEvent<ClusterTrustBundle>) => void),
+    create: (obj, ctx) => reg.create(obj as ClusterTrustBundle, { ...writeOf(ctx), admit: attested(ctx, 'create') }),
+    update: (obj, sub, ctx) => {
+      if (sub) throw methodNotAllowedError('PUT');
+      return reg.update(obj as ClusterTrustBundle, { ...writeOf(ctx), admit: attested(ctx, 'update') });
+    },
+    delete: (n, pre, ctx) => reg.delete(n, pre, writeOf(ctx)),
+    fields: ['metadata.name', 'spec.signerName'],
+    fieldOf: (obj, f) => (f === 'spec.signerName' ? ((obj as ClusterTrustBundle).spec?.signerName ?? '') : metaField(obj, f)),
+  };
+}
+
 export function adapters(store: Store, r: Registries): Adapter[] {
-  return [csrAdapter(store, r.csrs), nodeAdapter(r.nodes), leaseAdapter(r.leases)];
+  return [csrAdapter(store, r.csrs), nodeAdapter(r.nodes), leaseAdapter(r.leases), clusterTrustBundleAdapter(r.trustBundles)];
 }

@@ -1,5 +1,5 @@
 // The resources this API server serves, described once for routing, discovery, OpenAPI and tables.
-import { CSR_PRINTER, LEASE_PRINTER, NODE_PRINTER, type Printer } from './tables.js';
+import { CLUSTER_TRUST_BUNDLE_PRINTER, CSR_PRINTER, LEASE_PRINTER, NODE_PRINTER, type Printer } from './tables.js';
 
 export interface SubresourceDef {
   name: string;
@@ -36,6 +36,12 @@ export const RESOURCES: ResourceDef[] = [
     subresources: [{ name: 'approval', verbs: SUB }, { name: 'status', verbs: SUB }],
     schema: 'io.k8s.api.certificates.v1.CertificateSigningRequest', printer: CSR_PRINTER,
   },
+  // As Kubernetes 1.33 serves it (beta): cluster-scoped, no short names; the control plane publishes one per signer.
+  {
+    group: 'certificates.k8s.io', version: 'v1beta1', resource: 'clustertrustbundles', singular: 'clustertrustbundle',
+    kind: 'ClusterTrustBundle', namespaced: false, shortNames: [], verbs: RW, subresources: [],
+    schema: 'io.k8s.api.certificates.v1beta1.ClusterTrustBundle', printer: CLUSTER_TRUST_BUNDLE_PRINTER,
+  },
   {
     group: 'coordination.k8s.io', version: 'v1', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true, shortNames: [],
     verbs: RW, subresources: [], schema: 'io.k8s.api.coordination.v1.Lease', printer: LEASE_PRINTER,
@@ -54,6 +60,7 @@ export const RESOURCES: ResourceDef[] = [
 export const GROUPS: Array<{ group: string; version: string }> = [
   { group: '', version: 'v1' },
   { group: 'certificates.k8s.io', version: 'v1' },
+  { group: 'certificates.k8s.io', version: 'v1beta1' },
   { group: 'coordination.k8s.io', version: 'v1' },
   { group: 'authentication.k8s.io', version: 'v1' },
   { group: 'authentication.k8s.io', version: 'v1beta1' },

@@ -39,6 +39,8 @@ export interface RouterDeps {
   clusterInfo?: () => ClusterInfo;
   /** Reaches node endpoints through the reverse tunnel, for /api/v1/nodes/NAME/proxy/...; not served when absent. */
   nodeTransport?: () => Agent | undefined;
+  /** The unauthenticated TPM attestation endpoint of shielded nodes (tpm-attestation.ts); not served when absent. */
+  tpmAttestation?: { serve(req: IncomingMessage, res: ServerResponse, method: string, path: string): boolean };
 }
 
 interface Target {
@@ -154,6 +156,8 @@ export function createHandler(d: RouterDeps): (req: IncomingMessage, res: Server
       return;
     }
     if (serveClusterInfo(res, method, path, d.clusterInfo)) return;
+    // Before authentication: a shielded node has no credential yet; its TPM is the proof.
+    if (d.tpmAttestation?.serve(req, res, method, path)) return;
     const auth = await d.authenticator.authenticate(req);
     if (!auth) {
       // A certificate of a root CA generation that a completed rotation retired is refused with what to do (403, so that

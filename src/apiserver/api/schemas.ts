@@ -33,7 +33,7 @@ const free = (description?: string): Schema => ({ type: 'object', 'x-kubernetes-
 const gvk = (group: string, version: string, kind: string) => ({ 'x-kubernetes-group-version-kind': [{ group, version, kind }] });
 const time = ref(`${META}.Time`);
 
-function topLevel(group: string, kind: string, properties: Record<string, Schema>, description: string): Schema {
+function topLevel(group: string, kind: string, properties: Record<string, Schema>, description: string, version = 'v1'): Schema {
   return obj(
     {
       apiVersion: str('APIVersion defines the versioned schema of this representation of an object.'),
@@ -41,14 +41,14 @@ function topLevel(group: string, kind: string, properties: Record<string, Schema
       metadata: { ...ref(`${META}.ObjectMeta`), description: "Standard object's metadata." },
       ...properties,
     },
-    { description, ...gvk(group, 'v1', kind) },
+    { description, ...gvk(group, version, kind) },
   );
 }
 
-function list(group: string, kind: string, item: string): Schema {
+function list(group: string, kind: string, item: string, version = 'v1'): Schema {
   return obj(
     { apiVersion: str(), kind: str(), metadata: ref(`${META}.ListMeta`), items: arr(ref(item)) },
-    { required: ['items'], ...gvk(group, 'v1', kind) },
+    { required: ['items'], ...gvk(group, version, kind) },
   );
 }
 
@@ -115,6 +115,16 @@ export const SCHEMAS: Record<string, Schema> = {
     type: str(), status: str(), reason: str(), message: str(), lastUpdateTime: time, lastTransitionTime: time,
   }, { required: ['type', 'status'] }),
   'io.k8s.api.certificates.v1.CertificateSigningRequestList': list('certificates.k8s.io', 'CertificateSigningRequestList', 'io.k8s.api.certificates.v1.CertificateSigningRequest'),
+
+  // certificates.k8s.io/v1beta1
+  'io.k8s.api.certificates.v1beta1.ClusterTrustBundle': topLevel('certificates.k8s.io', 'ClusterTrustBundle', {
+    spec: ref('io.k8s.api.certificates.v1beta1.ClusterTrustBundleSpec'),
+  }, 'A cluster-scoped container for X.509 trust anchors (root certificates), optionally linked to a signer.', 'v1beta1'),
+  'io.k8s.api.certificates.v1beta1.ClusterTrustBundleSpec': obj({
+    signerName: str('The signer these trust anchors are for, if any; the name must then start with it, "/" written ":". Immutable.'),
+    trustBundle: str('PEM CERTIFICATE blocks of CA certificates.'),
+  }, { required: ['trustBundle'] }),
+  'io.k8s.api.certificates.v1beta1.ClusterTrustBundleList': list('certificates.k8s.io', 'ClusterTrustBundleList', 'io.k8s.api.certificates.v1beta1.ClusterTrustBundle', 'v1beta1'),
 
   // core/v1 Node
   'io.k8s.api.core.v1.Node': topLevel('', 'Node', {

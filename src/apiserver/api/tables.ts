@@ -1,5 +1,6 @@
-// meta.k8s.io/v1 Table output: the columns kubectl get prints for CSRs, Nodes and Leases, as kube-apiserver's printers make them.
+// meta.k8s.io/v1 Table output: the columns kubectl get prints for CSRs, ClusterTrustBundles, Nodes and Leases, as kube-apiserver's printers make them.
 import type { Clock } from '../../util/clock.js';
+import type { ClusterTrustBundle } from '../registry/cluster-trust-bundle.js';
 import { conditionSummary, type CertificateSigningRequest } from '../registry/csr.js';
 import type { Lease } from '../registry/lease.js';
 import type { Node } from '../registry/node.js';
@@ -80,6 +81,15 @@ export const CSR_PRINTER: Printer = {
     const csr = obj as CertificateSigningRequest;
     const d = csr.spec?.expirationSeconds;
     return [csr.metadata.name, age(csr, now), csr.spec?.signerName ?? '<none>', csr.spec?.username ?? '', d ? humanDuration(d * 1000) : '<none>', conditionSummary(csr)];
+  },
+};
+
+/** As kube-apiserver's printClusterTrustBundle: the name and the signer, no age. */
+export const CLUSTER_TRUST_BUNDLE_PRINTER: Printer = {
+  columns: [NAME, col('SignerName', 'The signer whose trust anchors the bundle holds, if any.')],
+  cells(obj) {
+    const b = obj as ClusterTrustBundle;
+    return [b.metadata.name, b.spec?.signerName || '<none>'];
   },
 };
 

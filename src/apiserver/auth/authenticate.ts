@@ -5,6 +5,7 @@ import { claimsNodeIdentity, commonName, nodeOfSubject, organizations, parseCert
 import type { Store } from '../../store/client.js';
 import type { Clock } from '../../util/clock.js';
 import { invalid } from '../../util/errors.js';
+import { clientIdentityOf, plainAddress, type ClientIdentity, type ObservedClients } from '../../tls/observed-clients.js';
 import { GROUP_AUTHENTICATED, GROUP_NODES, type UserInfo } from '../types.js';
 import { BootstrapTokenCache } from './bootstrap-token-cache.js';
 import { authenticateBootstrapToken, type BootstrapTokenInfo } from './bootstrap-tokens.js';
@@ -18,9 +19,7 @@ export const EXTRA_SOURCE_ADDRESS = 'trustplane.io/source-address';
 
 /** The peer address of a connection in its plain form (an IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d). */
 function sourceAddressOf(req: IncomingMessage): string | undefined {
-  const a = req.socket?.remoteAddress;
-  if (!a) return undefined;
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice('::ffff:'.length) : a;
+  return plainAddress(req.socket?.remoteAddress) || undefined;
 }
 
 /** The user with the observed source address in extra: for nodes and bootstrap tokens, whose CSRs the approver judges. */
@@ -45,6 +44,8 @@ interface Verdict {
   refused?: string;
   /** It chains to a retired generation of the root CA: its holder must get new credentials. */
   retired?: boolean;
+  /** Who the accepted certificate speaks for and which CA key issued it, for the record of observed clients. */
+  identity?: ClientIdentity;
 }
 
 export function parseTrustBundle(pem: string): ParsedCertificate[] {
@@ -88,6 +89,8 @@ export class Authenticator {
     private readonly clock: Clock,
     /** True for the serial (lower-case hex) of a revoked client certificate. */
     private readonly isRevoked?: (serialHex: string) => boolean,
+    /** Where every request with an accepted client certificate is recorded (which CA generation its clients present). */
+    private readonly observed?: ObservedClients,
   ) {
     this.roots = parseTrustBundle(clientCa);
     this.tokens = new BootstrapTokenCache(store);
@@ -105,7 +108,9 @@ export class Authenticator {
   }
 
   async authenticate(req: IncomingMessage): Promise<Authenticated | null> {
-    const fromCert = this.certificateUser(connectionOf(req));
+    const verdict = this.certificateVerdict(connectionOf(req));
+    const fromCert = verdict.user;
+    if (fromCert && verdict.identity) this.observed?.see(verdict.identity, 'apiserver', sourceAddressOf(req) ?? '', this.clock.now().getTime());
     if (fromCert) return { user: fromCert.groups.includes(GROUP_NODES) ? withSource(fromCert, req) : fromCert, via: 'certificate' };
     const h = req.headers.authorization;
     if (typeof h === 'string') {
@@ -135,13 +140,13 @@ export class Authenticator {
     this.generation++;
   }
 
-  private certificateUser(socket: TLSSocket): UserInfo | null {
+  private certificateVerdict(socket: TLSSocket): Verdict {
     const now = this.clock.now().getTime();
     const cached = this.verdicts.get(socket);
-    if (cached && cached.generation === this.generation && now <= cached.until) return cached.user;
+    if (cached && cached.generation === this.generation && now <= cached.until) return cached;
     const v = this.judge(socket);
     this.verdicts.set(socket, v);
-    return v.user;
+    return v;
   }
 
   private judge(socket: TLSSocket): Verdict {
@@ -187,6 +192,6 @@ export class Authenticator {
       if ('problem' in n) return { ...none(), refused: `the certificate claims a node identity, but ${n.problem}` };
     }
     const until = Math.min(...path.map((c) => c.notAfter.getTime()));
-    return { generation: this.generation, user: { name: cn, groups: [...organizations(leaf.subject), GROUP_AUTHENTICATED] }, until };
+    return { generation: this.generation, user: { name: cn, groups: [...organizations(leaf.subject), GROUP_AUTHENTICATED] }, until, identity: clientIdentityOf(leaf) };
   }
 }

@@ -1,5 +1,8 @@
-// Who may do what: admins everything, bootstrap tokens their own kubelet-client CSRs, nodes their own credentials, Node and Lease.
+// Who may do what: admins everything, bootstrap tokens their own kubelet-client CSRs, nodes their own credentials, Node and Lease;
+// every authenticated user reads ClusterTrustBundles.
+import { isDeepStrictEqual } from 'node:util';
 import { formatName, nodeNameOfUser, nodeOfSubject, type ParsedCsr } from '../../pki/index.js';
+import type { ClusterTrustBundle } from '../registry/cluster-trust-bundle.js';
 import { SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING, type CertificateSigningRequest } from '../registry/csr.js';
 import { NODE_LEASE_NAMESPACE } from '../registry/lease.js';
 import {
@@ -12,7 +15,8 @@ import {
 } from '../types.js';
 import { EXTRA_BOUND_NODE } from './bootstrap-tokens.js';
 
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
+/** `attest` is not a request's verb: it is asked of `signers` in certificates.k8s.io by the ClusterTrustBundle admission. */
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection' | 'attest';
 
 export interface RequestAttributes {
   verb: Verb;
@@ -48,6 +52,13 @@ export function authorize(u: UserInfo, a: RequestAttributes): Decision {
   const sub = a.subresource ?? '';
 
   if (a.group === 'authentication.k8s.io' && a.resource === 'selfsubjectreviews' && a.verb === 'create') return allow;
+
+  // Trust anchors are public (pods mount them; cluster-info gives the root to anyone): any authenticated user reads them.
+  // Writing them is an administrator's, and a signer-linked one also needs `attest` on its signer (clusterTrustBundleRefusal).
+  if (a.group === 'certificates.k8s.io' && a.resource === 'clustertrustbundles') {
+    if (READ.includes(a.verb) && sub === '') return allow;
+    return deny('only administrators may create, change or delete cluster trust bundles');
+  }
 
   if (a.group === 'certificates.k8s.io' && a.resource === 'certificatesigningrequests') {
     if (!isBootstrapper(u) && nodeNameOf(u) === undefined) return deny('');
@@ -107,4 +118,34 @@ export function csrCreateRefusal(u: UserInfo, csr: CertificateSigningRequest, re
     return undefined;
   }
   return 'only administrators, nodes and bootstrap tokens may create certificate signing requests';
+}
+
+/** As rbac.IsOnlyMutatingGCFields: the objects differ at most in owner references, finalizers and managed fields. */
+function onlyGcFieldsChange(next: KubeObject, current: KubeObject): boolean {
+  const strip = (o: KubeObject) => {
+    const { ownerReferences: _o, finalizers: _f, managedFields: _m, resourceVersion: _r, ...metadata } = o.metadata;
+    return { ...o, metadata };
+  };
+  return isDeepStrictEqual(strip(next), strip(current));
+}
+
+/** As Kubernetes' IsAuthorizedForSignerName: `verb` on `signers` named the signer, or its domain's wildcard "example.com/*". */
+export function authorizedForSigner(u: UserInfo, verb: Verb, signerName: string): boolean {
+  const on = (name: string) => authorize(u, { verb, group: 'certificates.k8s.io', resource: 'signers', name }).allowed;
+  const slash = signerName.indexOf('/');
+  return on(signerName) || (slash > 0 && on(`${signerName.slice(0, slash)}/*`));
+}
+
+/**
+ * The ClusterTrustBundleAttest admission (kube-apiserver's ctbattest plugin), after authorize allowed the write: a bundle
+ * linked to a signer may be created or changed only by who may `attest` for that signer, so that nobody who cannot vouch
+ * for a signer makes others trust anchors in its name. A change of only owner references or finalizers (garbage
+ * collection, storage migration) needs no attest, as upstream's. Returns the reason for a refusal, or undefined.
+ */
+export function clusterTrustBundleRefusal(u: UserInfo, next: ClusterTrustBundle, current: ClusterTrustBundle | undefined): string | undefined {
+  if (current && (current.spec.signerName ?? '') !== (next.spec.signerName ?? '')) return 'changing signerName is forbidden';
+  const signer = next.spec.signerName ?? '';
+  if (signer === '') return undefined;
+  if (current && onlyGcFieldsChange(next, current)) return undefined;
+  return authorizedForSigner(u, 'attest', signer) ? undefined : `user not permitted to attest for signerName ${JSON.stringify(signer)}`;
 }

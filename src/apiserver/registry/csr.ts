@@ -123,7 +123,8 @@ function requestCauses(request: unknown, parsed?: ParsedRequests): { parsed?: Pa
   }
 }
 
-function signerNameProblem(s: unknown): string | undefined {
+/** Why `s` is not a signer name ("example.com/signer-name"), as Kubernetes' ValidateSignerName; undefined when it is one. */
+export function signerNameProblem(s: unknown): string | undefined {
   if (typeof s !== 'string' || s === '') return 'Required value';
   const slash = s.indexOf('/');
   if (slash <= 0 || slash === s.length - 1) return `Invalid value: "${s}": must be a fully qualified domain and path of the form 'example.com/signer-name'`;

@@ -15,6 +15,11 @@
 //              an IP N was seen connecting from (this request, or its recorded CSRs) or inside its pool's allowed ranges.
 //              Never what the node wrote (its Node's status.addresses), never the API server's names and addresses or
 //              the service network (the CA refuses those too, whoever approved), never another node's name.
+//   attested   kubelet client certificate for a shielded node N (its TPM enrolled), created by the TPM attestation
+//              endpoint (never by a node or a token) with an attestation record for exactly this CSR and request,
+//              for N. A shielded node gets no client certificate any other way: not by a bootstrap token, not by a
+//              renewal with its current certificate (every CSR repeats the attestation); a token of a shielded pool
+//              is never honoured.
 import { canonicalIp, inCidrs, reservedServingSan, type ServingReservations } from '../../ca/profiles.js';
 import { EXTRA_SOURCE_ADDRESS } from '../../apiserver/auth/authenticate.js';
 import {
@@ -34,6 +39,8 @@ import type { ParsedCsr } from '../../pki/index.js';
 import { credentialEntries, liveCredential, type NodeCredential } from '../node-credentials.js';
 import { subjectNode } from '../node-identity.js';
 import type { NodePoolPolicy } from '../node-pool-policy.js';
+import type { AttestationRecord } from '../../tpm/enrollment.js';
+import { EXTRA_ATTESTED_NODE, TPM_ATTESTOR_USER } from '../../tpm/protocol.js';
 
 export { canonicalIp };
 
@@ -41,7 +48,7 @@ export const APPROVED_REASON = 'AutoApproved';
 /** Annotation the approver puts on a request it leaves for an administrator: why no rule approved it. */
 export const APPROVAL_NOTE_ANNOTATION = 'trustplane.io/approval-note';
 
-export type ApprovalRule = 'bootstrap' | 'renewal' | 'serving';
+export type ApprovalRule = 'bootstrap' | 'renewal' | 'serving' | 'attested';
 
 export type ApprovalVerdict =
   | { verdict: 'approve'; rule: ApprovalRule; reason: typeof APPROVED_REASON; message: string }
@@ -66,6 +73,22 @@ export interface ApprovalFacts {
   now: Date;
   /** For serving requests: what the control plane knows of the node by itself. */
   serving?: ServingFacts;
+  /** For client requests: what makes a node shielded, and the attestation of this request. */
+  shielded?: ShieldedFacts;
+}
+
+/** Shielded nodes: whose TPM is enrolled, which pools refuse tokens, and the attestation record of the request. */
+export interface ShieldedFacts {
+  /** The pool the node's TPM is enrolled in; null when the node is not a shielded node. */
+  enrolledPool: string | null;
+  /** When that enrollment was made (ISO): after a revocation, only a newer enrollment lets the node in again. */
+  enrolledAt?: string;
+  /** The shielded pool of the requesting bootstrap token (its group system:bootstrappers:<pool>), if it is one. */
+  tokenShieldedPool: string | null;
+  /** The attestation record of this CSR, when the attestation endpoint wrote one. */
+  attestation: AttestationRecord | null;
+  /** sha256 of this CSR's spec.request. */
+  requestDigest: string;
 }
 
 /** What a serving request is judged by: facts the control plane holds, none written by the node. */
@@ -121,6 +144,38 @@ export function decideApproval(f: ApprovalFacts): ApprovalVerdict {
     }
     if (!usagesMatch(spec.usages, CLIENT_USAGES)) {
       return pending(`usages ${JSON.stringify(spec.usages ?? [])} are not those of a kubelet client certificate (digital signature, client auth[, key encipherment]); ${ADMIN}`);
+    }
+
+    const sh = f.shielded;
+    if (user.name === TPM_ATTESTOR_USER) {
+      const a = sh?.attestation;
+      if (!a) return pending(`no TPM attestation record exists for this request; ${ADMIN}`, 'attested');
+      if (a.nodeName !== node || spec.extra?.[EXTRA_ATTESTED_NODE]?.[0] !== node) {
+        return pending(`the TPM attestation was for node "${a.nodeName}", not "${node}"; ${ADMIN}`, 'attested');
+      }
+      if (a.requestDigest !== sh!.requestDigest) return pending(`the request is not the one the TPM attestation was made for; ${ADMIN}`, 'attested');
+      if (sh!.enrolledPool === null) return pending(`node "${node}" has no enrolled TPM (any more); ${ADMIN}`, 'attested');
+      // A revoked node may have been taken over with its TPM: only an enrollment made after the revocation lets it in.
+      const revokedAt = credentialEntries(f.credential).find((e) => e.revokedAt)?.revokedAt;
+      if (revokedAt && (!sh!.enrolledAt || Date.parse(sh!.enrolledAt) <= Date.parse(revokedAt))) {
+        return pending(
+          `the credentials of node "${node}" were revoked at ${revokedAt}; its TPM must be enrolled again after that (\`trustplane node-pools enroll ${sh!.enrolledPool} --replace ...\`) before it is let in; ${ADMIN}`,
+          'attested',
+        );
+      }
+      return approve(
+        'attested',
+        `TPM attestation of node ${node}: EK sha256:${a.ekFingerprint}, AK name ${a.akName}, PCRs ${a.pcrs.join(',')} digest ${a.pcrDigest}, nonce ${a.nonce}`,
+      );
+    }
+    if (sh?.enrolledPool) {
+      if (isBootstrapper(user)) {
+        return pending(`node "${node}" is a shielded node (pool ${sh.enrolledPool}): it joins by TPM attestation only, never with a bootstrap token (${user.name}); ${ADMIN}`, 'bootstrap');
+      }
+      return pending(`node "${node}" is a shielded node (pool ${sh.enrolledPool}): every client certificate it gets repeats the TPM attestation, a renewal by ${user.name} is not one; ${ADMIN}`, 'renewal');
+    }
+    if (isBootstrapper(user) && sh?.tokenShieldedPool) {
+      return pending(`bootstrap token ${user.name} is of node pool ${sh.tokenShieldedPool}, a shielded pool whose nodes join by TPM attestation only; ${ADMIN}`, 'bootstrap');
     }
 
     if (isBootstrapper(user)) {

@@ -1,6 +1,7 @@
 // The CSR approver loop: watches CSRs (and Nodes, whose addresses serving requests depend on), gathers the facts for
 // decideApproval, and writes its verdict. One request at a time, so two bootstrap requests for one node never both pass.
 import {
+  GROUP_BOOTSTRAPPERS,
   SIGNER_KUBELET_CLIENT,
   SIGNER_KUBELET_SERVING,
   isApproved,
@@ -25,7 +26,9 @@ import type { ServingReservations } from '../../ca/profiles.js';
 import { credentialEntries, getNodeCredential, isNodeName, type NodeCredential } from '../node-credentials.js';
 import { subjectNode } from '../node-identity.js';
 import { readNodePoolPolicy } from '../node-pool-policy.js';
-import { APPROVAL_NOTE_ANNOTATION, decideApproval, type ApprovalVerdict, type ServingFacts } from './approval.js';
+import { getAttestation, getEnrollment, readShieldedPolicy, requestDigest } from '../../tpm/enrollment.js';
+import { TPM_ATTESTOR_USER } from '../../tpm/protocol.js';
+import { APPROVAL_NOTE_ANNOTATION, decideApproval, type ApprovalVerdict, type ServingFacts, type ShieldedFacts } from './approval.js';
 
 export interface ApproverDeps {
   csrs: CsrRegistry;
@@ -224,6 +227,16 @@ export class CsrApprover {
     return { pool, otherNodes, ...(this.d.servingReservations ? { reservations: this.d.servingReservations } : {}) };
   }
 
+  /** What makes node `node` shielded, and the attestation record of `csr` (read only when the attestation endpoint made it). */
+  private async shieldedFacts(node: string, csr: CertificateSigningRequest): Promise<ShieldedFacts> {
+    const { store } = this.d;
+    const enrolled = await getEnrollment(store, node);
+    const tokenPool = (csr.spec.groups ?? []).find((g) => g.startsWith(`${GROUP_BOOTSTRAPPERS}:`))?.slice(GROUP_BOOTSTRAPPERS.length + 1);
+    const tokenShieldedPool = tokenPool && (await readShieldedPolicy(store, tokenPool)) ? tokenPool : null;
+    const attestation = csr.spec.username === TPM_ATTESTOR_USER ? await getAttestation(store, csr.metadata.name) : null;
+    return { enrolledPool: enrolled?.pool ?? null, ...(enrolled ? { enrolledAt: enrolled.enrolledAt } : {}), tokenShieldedPool, attestation, requestDigest: requestDigest(csr.spec.request) };
+  }
+
   private async handle(name: string): Promise<WorkResult> {
     const hint = this.latest.get(name);
     if (hint) {
@@ -254,6 +267,7 @@ export class CsrApprover {
       otherGrants: node ? this.otherGrants(node, name, revoked) : [],
       now: clock.now(),
       ...(node && serving && !('error' in request) ? { serving: await this.servingFacts(node, request.sans.dns, credential) } : {}),
+      ...(node && !serving ? { shielded: await this.shieldedFacts(node, csr) } : {}),
     });
     try {
       if (verdict.verdict === 'approve') {

@@ -1,8 +1,8 @@
-// The cluster root CA bundle as every hollow node of one process trusts it: cluster-info is read once per change of the
-// bundle, not once per node, as the cluster itself is discovered once per process.
-import { CLUSTER_INFO_PATH, trustBundleDigest } from '../../apiserver/api/cluster-info.js';
+// The cluster root CA bundle as every hollow node of one process trusts it: the published ClusterTrustBundle (cluster-info
+// on older hosts) is read once per change of the bundle, not once per node, as the cluster itself is discovered once per process.
+import { trustBundleDigest } from '../../apiserver/api/cluster-info.js';
 import type { ApiClient } from '../api-client.js';
-import { readClusterInfo } from '../discovery.js';
+import { readTrustBundle } from '../trust-bundle-source.js';
 
 export interface TrustBundle {
   /** PEM, every generation the cluster trusts. */
@@ -18,7 +18,7 @@ export function trustBundle(pem: string): TrustBundle {
 export class ClusterBundle {
   private known: TrustBundle;
   private reading: Promise<TrustBundle> | undefined;
-  /** Times cluster-info was read. */
+  /** Times the bundle was read. */
   reads = 0;
 
   constructor(
@@ -34,15 +34,15 @@ export class ClusterBundle {
   }
 
   /**
-   * The bundle an answer's trust header names by `digest`: the one known when it is that one, else cluster-info read
-   * over `api` (a node's own verified connection), once for all the nodes that ask meanwhile.
+   * The bundle an answer's trust header names by `digest`: the one known when it is that one, else the one published
+   * (readTrustBundle) read over `api` (a node's own verified connection), once for all the nodes that ask meanwhile.
    */
   async lookup(digest: string, api: ApiClient): Promise<TrustBundle> {
     if (this.known.digest === digest) return this.known;
     this.reading ??= (async () => {
       try {
         this.reads++;
-        const read = trustBundle(readClusterInfo(await api.get(CLUSTER_INFO_PATH), this.server).caBundle);
+        const read = trustBundle((await readTrustBundle(api, this.server, digest)).pem);
         if (read.digest !== this.known.digest) this.known = read;
         return read;
       } finally {

@@ -12,6 +12,7 @@ import { etcdPackageDefinition } from './proto.js';
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES } from './request-checks.js';
 import { withRequestSizes } from './rpc.js';
 import { listenTls } from './transport.js';
+import { ObservedClients, type ClientSighting } from '../../tls/observed-clients.js';
 import { watchService } from './watch-service.js';
 import { withEncodedResponses } from './wire.js';
 
@@ -33,6 +34,8 @@ export interface RunningStore {
   endpoint: string /* https://host:port */;
   /** New serving certificate and client CA bundle (a rotation of the etcd API CA); see TlsListener.setTls. */
   setTls(tls: StoreServerOptions['tls']): Promise<void>;
+  /** Which client certificates (user, issuing CA key) connected, when last and from where: for the rotation's gate. */
+  observedClients(): Promise<ClientSighting[]>;
   close(): Promise<void>;
 }
 
@@ -69,11 +72,12 @@ export async function startTunedStoreServer(o: StoreServerOptions, tuning: Parti
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   let listener;
+  const observed = new ObservedClients();
   try {
     listener = await listenTls({ host, port: o.port ?? 0 }, o.tls, (socket) => {
       if (tune.rewriteAuthority) admitConnection(socket, (conn) => injector.injectConnection(conn));
       else injector.injectConnection(socket);
-    });
+    }, undefined, observed);
   } catch (e) {
     server.forceShutdown();
     core.close();
@@ -93,6 +97,7 @@ export async function startTunedStoreServer(o: StoreServerOptions, tuning: Parti
     async setTls(tls) {
       listener.setTls(tls);
     },
+    observedClients: async () => observed.list(),
     close() {
       closing ??= (async () => {
         const stopListening = listener.close();
