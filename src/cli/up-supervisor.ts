@@ -134,11 +134,19 @@ export class SupervisedChild {
     this.o.progress(`${this.o.what} restarted (pid ${child.pid})`);
   }
 
-  /** Stops it for good: no restart is pending or started after this resolves. */
-  async stop(): Promise<void> {
+  /**
+   * From now on an exit is expected and neither restarted nor reported: a Ctrl-C reaches the whole process group, so
+   * the children may exit before `stop()` comes to them.
+   */
+  expectStop(): void {
     this.stopping = true;
     if (this.timer !== undefined) this.timers.clear(this.timer);
     this.timer = undefined;
+  }
+
+  /** Stops it for good: no restart is pending or started after this resolves. */
+  async stop(): Promise<void> {
+    this.expectStop();
     await this.restarting?.catch(() => undefined);
     if (this.child) await this.o.stopChild(this.child);
   }

@@ -120,6 +120,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const stopAll = () =>
         (stopping ??= (async () => {
           progress('stopping');
+          host.expectStop();
+          ca.expectStop();
           for (const c of [...nodeChildren].reverse()) await stopChild(c);
           await host.stop();
           await ca.stop();

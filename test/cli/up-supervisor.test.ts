@@ -90,6 +90,20 @@ describe('SupervisedChild (real processes)', () => {
     await sup.stop();
   });
 
+  test('after expectStop() (a Ctrl-C reaches every child at once), an exit is neither restarted nor reported', async () => {
+    const { sup, messages, gaveUp } = make();
+    await sup.start();
+    const n = started.length;
+    const pid = sup.pid!;
+    sup.expectStop();
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the child to exit', () => (!isAlive(pid) ? true : undefined), 10000, 10);
+    await sup.stop();
+    assert.deepEqual(messages, [], 'nothing said of an expected exit');
+    assert.equal(gaveUp(), 0);
+    assert.equal(started.length, n, 'not restarted');
+  });
+
   test('stop() during the restart delay cancels the restart', async () => {
     // The delay's timer is held here: it fires when the test says, even after stop() (as a timer that was not cancelled would).
     const pending: Array<() => void> = [];
