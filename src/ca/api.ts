@@ -17,7 +17,7 @@ export interface SignBatchBody {
 
 export type BatchResult = { ok: IssuedCertificate } | { error: ErrorBody['error'] };
 
-import type { ErrorBody } from '../util/h2-json.js';
+import type { ErrorBody } from '../tls/h2-json.js';
 export type { ErrorBody };
 
 /** Wire limits: a CSR is refused above 64 KiB by the PKI core; a batch holds at most this many requests. */

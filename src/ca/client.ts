@@ -1,5 +1,5 @@
 // The typed client of the CA service: one kept-alive HTTP/2 mTLS session, errors back as TrustplaneError.
-import { H2JsonClient, type H2JsonClientOptions } from '../util/h2-json.js';
+import { H2JsonClient, type H2JsonClientOptions } from '../tls/h2-json.js';
 import { paths, type BatchResult, type ClusterView, type CreateClusterBody, type IssuedCertificate, type SignInput } from './api.js';
 import type { AuthorityKind } from './authority.js';
 import type { ClientSighting } from '../tls/observed-clients.js';

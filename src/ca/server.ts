@@ -5,7 +5,7 @@ import { parseCertificate } from '../pki/certificate.js';
 import { clientIdentityOf, plainAddress, ObservedClients, type ClientIdentity } from '../tls/observed-clients.js';
 import { LruMap } from '../util/lru.js';
 import { TrustplaneError, forbidden, invalid, notFound } from '../util/errors.js';
-import { asObject, errorBody, startH2JsonServer } from '../util/h2-json.js';
+import { asObject, errorBody, startH2JsonServer } from '../tls/h2-json.js';
 import { MAX_BATCH, MAX_BODY_BYTES, type BatchResult, type CreateClusterBody, type SignBatchBody } from './api.js';
 import type { AuditLog } from './audit.js';
 import { parseAuthorityKind, type CaService, type CallerIdentity, type SignInput } from './service.js';

@@ -1,5 +1,5 @@
 // The fleet API's typed client (the CLI's way to the control plane host).
-import { H2JsonClient, type H2JsonClientOptions } from '../util/h2-json.js';
+import { H2JsonClient, type H2JsonClientOptions } from '../tls/h2-json.js';
 import {
   fleetPaths as p,
   type BootstrapTokenRequest,

@@ -3,7 +3,7 @@ import { callerFromSubject } from '../ca/server.js';
 import type { CallerIdentity } from '../ca/service.js';
 import type { MinVersion } from '../tls/policy.js';
 import { forbidden, invalid, notFound } from '../util/errors.js';
-import { asObject, startH2JsonServer, type RunningH2JsonServer } from '../util/h2-json.js';
+import { asObject, startH2JsonServer, type RunningH2JsonServer } from '../tls/h2-json.js';
 import { MAX_BODY_BYTES, type EnrollRequest, type BootstrapTokenRequest, type CreateClusterRequest, type CredentialsRequest, type UpdateClusterRequest } from './api.js';
 import type { Fleet } from './fleet.js';
 

@@ -1,12 +1,12 @@
 // Which key algorithms a key store accepts, and what each one means for hashing and signature size.
+// The RSA sizes are pki's (the same ones it accepts in CSRs); a key store adds only "a multiple of 8".
+import { RSA_MAX_BITS, RSA_MIN_BITS } from '../pki/keys.js';
 import type { KeyAlgorithm } from '../pki/types.js';
 import { invalid } from '../util/errors.js';
 
 /** What a store generates when the caller names no algorithm. */
 export const DEFAULT_KEY_ALGORITHM: KeyAlgorithm = { kind: 'ec', curve: 'P-256' };
 
-export const RSA_MIN_BITS = 2048;
-export const RSA_MAX_BITS = 4096;
 
 const ACCEPTED = 'EC P-256, EC P-384, RSA 2048–4096 bits (a multiple of 8), Ed25519';
 

@@ -1,9 +1,9 @@
 // JSON over HTTP/2 with mutual TLS: the one client and the server helpers shared by the CA service and the fleet API.
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { ListenerGuard, type ConnectionLimits, type GuardStats } from '../tls/listener-guard.js';
-import { clientOptions, serverOptions, type MinVersion } from '../tls/policy.js';
-import { TrustplaneError, invalid, isReason } from './errors.js';
+import { ListenerGuard, type ConnectionLimits, type GuardStats } from './listener-guard.js';
+import { clientOptions, serverOptions, type MinVersion } from './policy.js';
+import { TrustplaneError, invalid, isReason } from '../util/errors.js';
 
 export interface ErrorBody {
   error: { reason: string; message: string; hint?: string };

@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { H2JsonClient, startH2JsonServer, type RunningH2JsonServer } from '../../src/util/h2-json.js';
+import { H2JsonClient, startH2JsonServer, type RunningH2JsonServer } from '../../src/tls/h2-json.js';
 import { waitFor } from '../../src/util/wait.js';
 import { makeOpensslCa, type OpensslCa, type PemPair } from '../helpers/openssl-certs.js';
 
