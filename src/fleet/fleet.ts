@@ -292,9 +292,7 @@ export class Fleet {
 
   /** How many nodes hold, as their newest live client certificate, one from each cluster root CA generation. */
   async nodesByGeneration(name: string): Promise<Map<number, number>> {
-    const out = new Map<number, number>();
-    for (const gen of (await liveGenerations(this.running(name).store(), this.d.clock.now())).values()) out.set(gen, (out.get(gen) ?? 0) + 1);
-    return out;
+    return (await this.nodeCredentialSummary(name)).byGeneration;
   }
 
   /** For metrics: nodes per root CA generation and how many are near the end of their certificate's life, from one store list. */

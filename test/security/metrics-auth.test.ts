@@ -2,7 +2,6 @@
 // certificate or the bearer token in <data-dir>/host/metrics-token, over HTTPS. Real processes, and a real Prometheus
 // scraping with the README's scrape config.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -10,11 +9,10 @@ import { CaClient } from '../../src/ca/client.js';
 import type { HostEndpoint } from '../../src/fleet/host.js';
 import { buildCsr, generateKeyPair, pemEncode } from '../../src/pki/index.js';
 import { caPaths, hostPaths } from '../../src/util/datadir.js';
-import { stablePort } from '../../src/util/ports.js';
 import { waitFor } from '../../src/util/wait.js';
-import { killChild } from '../helpers/cli.js';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { scrapeMetrics } from '../helpers/metrics.js';
+import { startPrometheus, type PrometheusServer } from '../helpers/monitoring.js';
 import { openssl, opensslKey } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -22,9 +20,9 @@ describe('metrics need the admin credential or the metrics token (real processes
   const tmp = tempDir('tp-metrics-auth-');
   const dataDir = join(tmp.path, 'data');
   let cp: ControlPlane | undefined;
-  let prometheus: ChildProcess | undefined;
+  let prometheus: PrometheusServer | undefined;
   after(async () => {
-    if (prometheus) await killChild(prometheus, 'SIGTERM').catch(() => killChild(prometheus!));
+    await prometheus?.stop();
     await cp?.stop();
     tmp.remove();
   });
@@ -106,13 +104,10 @@ describe('metrics need the admin credential or the metrics token (real processes
         '',
       ].join('\n'),
     );
-    const web = await stablePort('127.0.0.1');
-    let out = '';
-    prometheus = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${join(tmp.path, 'tsdb')}`, `--web.listen-address=127.0.0.1:${web}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    prometheus.stdout!.on('data', (d) => (out += d));
-    prometheus.stderr!.on('data', (d) => (out += d));
+    prometheus = await startPrometheus(config, tmp.path);
+    const web = new URL(prometheus.url).port;
     const health = await waitFor('Prometheus to scrape both jobs', async () => {
-      if (prometheus!.exitCode !== null) throw new Error(`prometheus exited: ${out.slice(-2000)}`);
+      if (prometheus!.child.exitCode !== null) throw new Error(`prometheus exited: ${prometheus!.output().slice(-2000)}`);
       const r = await fetch(`http://127.0.0.1:${web}/api/v1/targets`).catch(() => undefined);
       if (!r?.ok) return undefined;
       const targets = ((await r.json()) as { data: { activeTargets: Array<{ labels: { job: string }; health: string; lastError: string }> } }).data.activeTargets;
